@@ -1,0 +1,1 @@
+"""The `hutch` command, its settings and the processes it runs."""

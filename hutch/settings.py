@@ -1,0 +1,159 @@
+"""Settings, read once from the environment into a frozen dataclass and passed down.
+
+Every option is listed in OPTIONS with its environment variable, default and meaning; the
+`hutch` command prints them in `--help`, so this table is the one place they are documented.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    env: str
+    default: str
+    help: str
+
+
+OPTIONS: dict[str, Option] = {
+    "data": Option("HUTCH_DATA", "./data", "data directory for the embedded backends"),
+    "log_url": Option(
+        "HUTCH_LOG",
+        "sqlite:///{data}/log.db",
+        "event log: sqlite:///path (embedded) or kafka://host:9092[,host:9092]",
+    ),
+    "analytics_url": Option(
+        "HUTCH_ANALYTICS",
+        "chdb:///{data}/clickhouse",
+        "analytics store: chdb:///path (in-process) or clickhouse://user:pw@host:8123/db",
+    ),
+    "db_url": Option(
+        "HUTCH_DB",
+        "sqlite:///{data}/hutch.db",
+        "relational store: sqlite:///path or postgresql://user:pw@host:5432/db",
+    ),
+    "objects_url": Option(
+        "HUTCH_OBJECTS",
+        "file:///{data}/objects",
+        "object store: file:///path (signed URLs served by Hutch) or s3://bucket?endpoint=...",
+    ),
+    "bind": Option("HUTCH_BIND", "127.0.0.1:8080", "address the HTTP service listens on"),
+    "workers": Option("HUTCH_WORKERS", "2", "gunicorn workers for ingest"),
+    "query_url": Option(
+        "HUTCH_QUERY_URL",
+        "",
+        "where ingest forwards reads (http://host:port or unix:///path); empty: not forwarded",
+    ),
+    "public_url": Option(
+        "HUTCH_PUBLIC_URL", "", "base URL clients reach Hutch at (for signed links); default: bind"
+    ),
+    "max_body_bytes": Option(
+        "HUTCH_MAX_BODY", "1048576", "largest JSON request body accepted, in bytes"
+    ),
+    "otlp_max_body_bytes": Option(
+        "HUTCH_OTLP_MAX_BODY", "20971520", "largest OTLP body after decompression, in bytes"
+    ),
+    "retention_days": Option(
+        "HUTCH_RETENTION_DAYS", "30", "default analytics retention per app, in days"
+    ),
+    "projector_batch": Option(
+        "HUTCH_PROJECTOR_BATCH", "20000", "most log records a projector applies in one batch"
+    ),
+    "projector_wait_ms": Option(
+        "HUTCH_PROJECTOR_WAIT_MS", "50", "how long a projector waits to fill a batch, in ms"
+    ),
+    "append_timeout_s": Option(
+        "HUTCH_APPEND_TIMEOUT", "5", "seconds ingest waits for the log before answering 503"
+    ),
+    "log_level": Option("HUTCH_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    "secret_key": Option(
+        "HUTCH_SECRET_KEY",
+        "",
+        "key for signed URLs and encryption at rest; empty: generated once into the data dir",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data: Path
+    log_url: str
+    analytics_url: str
+    db_url: str
+    objects_url: str
+    bind: str
+    workers: int
+    query_url: str
+    public_url: str
+    max_body_bytes: int
+    otlp_max_body_bytes: int
+    retention_days: int
+    projector_batch: int
+    projector_wait_ms: int
+    append_timeout_s: float
+    log_level: str
+    secret_key: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+        """Read every option from `env` (default: os.environ); `overrides` win (CLI flags)."""
+        source = os.environ if env is None else env
+        raw = {
+            name: overrides.get(name) or source.get(opt.env) or opt.default
+            for name, opt in OPTIONS.items()
+        }
+        data = raw["data"]
+        values = {name: value.replace("{data}", data) for name, value in raw.items()}
+        try:
+            return cls(
+                data=Path(data),
+                log_url=values["log_url"],
+                analytics_url=values["analytics_url"],
+                db_url=values["db_url"],
+                objects_url=values["objects_url"],
+                bind=values["bind"],
+                workers=int(values["workers"]),
+                query_url=values["query_url"],
+                public_url=values["public_url"] or f"http://{values['bind']}",
+                max_body_bytes=int(values["max_body_bytes"]),
+                otlp_max_body_bytes=int(values["otlp_max_body_bytes"]),
+                retention_days=int(values["retention_days"]),
+                projector_batch=int(values["projector_batch"]),
+                projector_wait_ms=int(values["projector_wait_ms"]),
+                append_timeout_s=float(values["append_timeout_s"]),
+                log_level=values["log_level"].upper(),
+                secret_key=values["secret_key"],
+            )
+        except ValueError as exc:
+            raise SettingsError(f"invalid setting: {exc}") from exc
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[OPTIONS[f.name].env] = str(value)
+        return env
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def url_path(url: str) -> Path:
+    """The filesystem path of a sqlite:///, chdb:/// or file:/// URL.
+
+    As in SQLAlchemy, what follows the third slash is the path: `sqlite:///./data/log.db` is
+    relative, `sqlite:////var/lib/hutch/log.db` absolute.
+    """
+    path = urlsplit(url).path
+    return Path(path[1:] if path.startswith("/") else path)
+
+
+def url_scheme(url: str) -> str:
+    return urlsplit(url).scheme

@@ -1,0 +1,67 @@
+"""Topics and event types. A type names its family and carries its version (`.v1`)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Topic = Literal[
+    "telemetry",
+    "otlp.traces",
+    "otlp.metrics",
+    "otlp.logs",
+    "flags",
+    "builds",
+    "jobs",
+    "apps",
+]
+"""`apps` carries the identity aggregates: developers, their apps and API tokens."""
+
+EventType = Literal[
+    "telemetry.event.v1",
+    "otlp.traces.v1",
+    "otlp.metrics.v1",
+    "otlp.logs.v1",
+    "flag.defined.v1",
+    "flag.deleted.v1",
+    "flag.evaluations.v1",
+    "developer.created.v1",
+    "app.created.v1",
+    "app.retention_set.v1",
+    "token.created.v1",
+    "token.revoked.v1",
+    "build.created.v1",
+    "build.uploaded.v1",
+    "build.downloaded.v1",
+    "build.claimed.v1",
+    "build.status_changed.v1",
+    "job.created.v1",
+    "job.status_changed.v1",
+]
+
+TOPICS: tuple[Topic, ...] = get_args(Topic)
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+
+TOPIC_OF: dict[EventType, Topic] = {
+    "telemetry.event.v1": "telemetry",
+    "otlp.traces.v1": "otlp.traces",
+    "otlp.metrics.v1": "otlp.metrics",
+    "otlp.logs.v1": "otlp.logs",
+    "flag.defined.v1": "flags",
+    "flag.deleted.v1": "flags",
+    "flag.evaluations.v1": "flags",
+    "developer.created.v1": "apps",
+    "app.created.v1": "apps",
+    "app.retention_set.v1": "apps",
+    "token.created.v1": "apps",
+    "token.revoked.v1": "apps",
+    "build.created.v1": "builds",
+    "build.uploaded.v1": "builds",
+    "build.downloaded.v1": "builds",
+    "build.claimed.v1": "builds",
+    "build.status_changed.v1": "builds",
+    "job.created.v1": "jobs",
+    "job.status_changed.v1": "jobs",
+}
+
+TelemetryKind = Literal["error", "warning", "info", "trace", "debug"]
+TELEMETRY_KINDS: tuple[TelemetryKind, ...] = get_args(TelemetryKind)

@@ -1,0 +1,1 @@
+"""Adapters behind small interfaces. The only package that imports a driver."""

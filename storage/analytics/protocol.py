@@ -1,0 +1,53 @@
+"""The analytics interface. chDB and ClickHouse server both pass tests/conformance/analytics.py.
+
+SQL is ClickHouse SQL, the same text for both; values are bound as ClickHouse query
+parameters (`{name:Type}`), never formatted into the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    """Values as ClickHouse's JSONCompact format gives them (64-bit ints as strings)."""
+    elapsed_s: float
+
+
+class Analytics(Protocol):
+    def execute(self, sql: str) -> None:
+        """Run a statement without a result (DDL). Raises BadQuery or Unavailable."""
+
+    def insert(
+        self,
+        table: str,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        """Insert rows given column by column; returns the number of rows.
+
+        One call is one block: either all rows land or none. Calling again with the same
+        `dedup_token` after a failure or a crash does not insert the rows twice. Blocks until
+        the rows are stored. Raises Unavailable (retryable) or BadQuery.
+        """
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run one SELECT with bound parameters. Raises BadQuery or Unavailable."""
+
+    def ping(self) -> str:
+        """The engine's current time (ISO 8601); raises Unavailable."""
+
+    def close(self) -> None: ...

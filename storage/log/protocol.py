@@ -1,0 +1,85 @@
+"""The event log interface. The SQLite and Kafka adapters both pass tests/conformance/log.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas.envelope import Envelope
+from schemas.events import Topic
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    topic: Topic
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: Topic
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+class EventLog(Protocol):
+    async def start(self) -> None:
+        """Connect; create the topics that do not exist yet. Raises Unavailable."""
+
+    async def close(self) -> None:
+        """Flush what was appended and release connections. Idempotent."""
+
+    async def append(self, topic: Topic, envelopes: Sequence[Envelope]) -> list[Position]:
+        """Append envelopes and return only once every one of them is durable.
+
+        Records with the same key keep their order. Many concurrent callers may share one
+        write (group commit). Raises Unavailable when the log cannot take them within the
+        configured timeout, Backpressure when too much is already in flight; in both cases the
+        caller must assume nothing was appended and may retry (ids make retries idempotent
+        downstream).
+        """
+
+    async def partitions(self, topic: Topic) -> list[int]:
+        """The topic's partition numbers."""
+
+    async def end_offset(self, topic: Topic, partition: int) -> int:
+        """The offset the next appended record in this partition will get."""
+
+    async def read(
+        self, topic: Topic, partition: int, offset: int, limit: int
+    ) -> list[Record]:
+        """Up to `limit` records at offsets >= `offset`, in order, without waiting."""
+
+    async def set_committed(self, group: str, positions: Sequence[Position]) -> None:
+        """Set `group`'s committed offsets: each position is the next offset it will read.
+
+        Used by replay; the group must have no live members.
+        """
+
+    def consumer(self, group: str, topics: Sequence[Topic]) -> Consumer:
+        """A member of consumer group `group` reading `topics` from the committed offsets."""
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Records after the last polled ones, waiting up to `timeout_s` for the first.
+
+        Returns at most `max_records`, in offset order within each partition.
+        """
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Mark everything up to and including these records as processed for the group.
+
+        Call only after the sink has the batch: after a crash, polling resumes right after
+        the last committed record, so uncommitted records are delivered again.
+        """
+
+    async def lag(self) -> int:
+        """Records appended but not yet committed by this group, over its partitions."""
+
+    async def close(self) -> None: ...
