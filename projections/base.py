@@ -34,6 +34,6 @@ class AnalyticsProjection(Protocol):
     def transform(self, records: Sequence[Record]) -> Rows:
         """Rows for these records. Pure: the same records give the same rows, always.
 
-        A record it cannot decode is skipped and counted (see `rejected`), never raised:
+        A record it cannot decode is skipped (and logged with its offset), never raised:
         the log keeps it, and a poison record must not stop the projection.
         """
