@@ -22,3 +22,7 @@ class Conflict(StorageError):
 
 class BadQuery(StorageError):
     """The analytics engine refused a query as invalid (syntax, unknown column, limits)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

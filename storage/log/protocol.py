@@ -69,7 +69,16 @@ class Consumer(Protocol):
     async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Records after the last polled ones, waiting up to `timeout_s` for the first.
 
-        Returns at most `max_records`, in offset order within each partition.
+        Returns at most `max_records`, in offset order within each partition. After a restart
+        or a rebalance, a partition whose last batch was begun but not committed is first
+        delivered again as exactly that batch (same first and last offsets), so the sink's
+        retried write carries the same deduplication token.
+        """
+
+    async def begin(self, records: Sequence[Record]) -> None:
+        """Record, before the sink writes them, how far this batch reaches in each partition.
+
+        Durable when it returns; does not move the committed offsets.
         """
 
     async def commit(self, records: Sequence[Record]) -> None:

@@ -1,0 +1,227 @@
+"""The `hutch` command. Every option can also come from the environment (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hutch.logs import configure_logging
+from hutch.settings import OPTIONS, Settings, SettingsError
+
+SETTINGS_HELP = "settings (environment variables; flags override them):\n" + "\n".join(
+    f"  {opt.env:<22} {opt.help} (default: {opt.default})" for opt in OPTIONS.values()
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hutch",
+        description="Hutch: event-sourced backend for app builds, telemetry and observability.",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", help="data directory (HUTCH_DATA)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help_, description=help_, epilog=SETTINGS_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    serve = command("serve", "run everything on this machine: ingest, projectors and queries")
+    serve.add_argument("--bind", help="HOST:PORT to listen on (HUTCH_BIND, 127.0.0.1:8080)")
+    serve.add_argument("--workers", help="ingest worker processes (HUTCH_WORKERS)")
+
+    ingest = command("ingest", "run the ingest service (gunicorn with uvicorn workers)")
+    ingest.add_argument("--bind", help="HOST:PORT to listen on (HUTCH_BIND)")
+    ingest.add_argument("--workers", help="worker processes (HUTCH_WORKERS)")
+    ingest.add_argument(
+        "--forward", help="forward reads to this query service URL (HUTCH_QUERY_URL)"
+    )
+
+    query = command("query", "run the query service (owns the analytics store)")
+    query.add_argument("--bind", help="HOST:PORT to listen on (HUTCH_BIND)")
+    query.add_argument("--socket", type=Path, help="listen on this Unix socket instead")
+    query.add_argument(
+        "--projectors",
+        action="store_true",
+        help="also run the projectors here (needed with chDB: one process owns its data)",
+    )
+
+    command("project", "run the projectors: log -> analytics and relational stores")
+    command("migrate", "apply pending relational migrations and create analytics tables")
+
+    replay = command("replay", "drop a projection's tables and rebuild them from the log")
+    replay.add_argument("projection", help="telemetry | identity")
+
+    developer = command("developer", "manage developers").add_subparsers(
+        dest="action", required=True
+    )
+    dev_create = developer.add_parser("create", help="create a developer")
+    dev_create.add_argument("name")
+
+    app = command("app", "manage apps").add_subparsers(dest="action", required=True)
+    app_create = app.add_parser("create", help="create an app; prints its secret once")
+    app_create.add_argument("name")
+    app_create.add_argument("--developer", required=True)
+    app_create.add_argument("--retention-days", type=int, help="analytics retention")
+
+    token = command("token", "manage API tokens").add_subparsers(dest="action", required=True)
+    token_create = token.add_parser("create", help="create an API token; printed once")
+    token_create.add_argument("--developer", required=True)
+    token_create.add_argument("--name", default="default", help="a label for the token")
+    token_create.add_argument(
+        "--expires", default="never", choices=["never", "1w", "2w", "1month"]
+    )
+    token_revoke = token.add_parser("revoke", help="revoke an API token by id")
+    token_revoke.add_argument("id")
+    token_revoke.add_argument("--developer", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {
+        key: str(value)
+        for key in ("data", "bind", "workers")
+        if (value := getattr(args, key, None)) is not None
+    }
+    try:
+        settings = Settings.from_env(**overrides)
+    except SettingsError as exc:
+        print(orjson.dumps({"error": {"code": "bad_setting", "message": str(exc)}}).decode(),
+              file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from hutch import processes
+
+    match args.command:
+        case "serve":
+            migrate(settings)
+            return processes.serve(settings)
+        case "ingest":
+            migrate(settings)
+            processes.run_ingest(settings, args.forward or settings.query_url or None)
+            return 0
+        case "query":
+            processes.run_query(settings, socket=args.socket, projectors=args.projectors)
+            return 0
+        case "project":
+            migrate(settings)
+            processes.run_projectors(settings)
+            return 0
+        case "migrate":
+            return _admin(settings, lambda rt: _migrate_all(rt), analytics=True)
+        case "replay":
+            return _admin(settings, lambda rt: _replay(rt, args.projection), analytics=True)
+        case "developer":
+            return _admin(settings, lambda rt: _commands().create_developer(rt.commands, args.name))
+        case "app":
+            return _admin(
+                settings,
+                lambda rt: _commands().create_app(
+                    rt.commands, args.name, args.developer, args.retention_days
+                ),
+            )
+        case "token" if args.action == "create":
+            return _admin(
+                settings,
+                lambda rt: _commands().create_token(
+                    rt.commands, args.developer, args.name, args.expires
+                ),
+            )
+        case "token":
+            return _admin(
+                settings, lambda rt: _commands().revoke_token(rt.commands, args.developer, args.id)
+            )
+    return 2
+
+
+def _commands() -> Any:
+    from ingest import identity_commands
+
+    return identity_commands
+
+
+def migrate(settings: Settings) -> None:
+    from hutch.wiring import open_relational
+
+    db = open_relational(settings)
+    try:
+        db.migrate()
+    finally:
+        db.close()
+
+
+async def _migrate_all(runtime: Any) -> dict[str, Any]:
+    applied = await asyncio.to_thread(runtime.db.migrate)
+    tables = [t for p in runtime.analytics_projections() for t in p.tables]
+    return {"relational": applied, "analytics": tables}
+
+
+async def _replay(runtime: Any, name: str) -> dict[str, Any]:
+    from projections import relational, runner
+
+    for projection in runtime.analytics_projections():
+        if projection.name == name:
+            rows = await runner.rebuild(
+                runtime.log, runtime.analytics, projection, batch=runtime.settings.projector_batch
+            )
+            return {"replayed": name, "rows": rows}
+    for rel in runtime.relational_projections():
+        if rel.name == name:
+            records = await relational.rebuild(runtime.log, runtime.db, rel)
+            return {"replayed": name, "records": records}
+    names = [p.name for p in runtime.analytics_projections()] + [
+        p.name for p in runtime.relational_projections()
+    ]
+    from ingest.errors import NotFound
+
+    raise NotFound(f"no projection named {name!r}; projections: {', '.join(names)}")
+
+
+def _admin(
+    settings: Settings,
+    action: Callable[[Any], Awaitable[dict[str, Any]]],
+    *,
+    analytics: bool = False,
+) -> int:
+    """Run one command against the stores and print its JSON result (or error) on stdout."""
+    from hutch.runtime import Runtime
+    from ingest.errors import HutchError
+    from storage.errors import StorageError
+
+    async def run() -> dict[str, Any]:
+        runtime = Runtime(settings, want_analytics=analytics)
+        try:
+            await asyncio.to_thread(runtime.db.migrate)
+            await runtime.start()
+            return await action(runtime)
+        finally:
+            await runtime.close()
+            runtime.release()
+
+    try:
+        result = asyncio.run(run())
+    except HutchError as exc:
+        print(orjson.dumps(exc.body()).decode(), file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        message = str(exc)
+        if "Cannot lock file" in message:
+            message = (
+                "the analytics store is in use by another Hutch process (chDB allows one "
+                "process per data directory): stop `hutch serve` first"
+            )
+        body = {"error": {"code": "unavailable", "message": message}}
+        print(orjson.dumps(body).decode(), file=sys.stderr)
+        return 1
+    print(orjson.dumps(result).decode())
+    return 0

@@ -1,0 +1,23 @@
+"""Gunicorn settings for the ingest service (`gunicorn -c python:hutch.gunicorn_conf
+ingest.asgi:app`, or `hutch ingest`, which uses the same values).
+
+Workers are uvicorn's ASGI workers (uvloop + httptools). On SIGTERM a worker stops accepting,
+finishes in-flight requests, then runs the lifespan shutdown, which flushes the log producer:
+`graceful_timeout` bounds that.
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = os.environ.get("HUTCH_BIND", "127.0.0.1:8080")
+workers = int(os.environ.get("HUTCH_WORKERS", "2"))
+worker_class = "uvicorn_worker.UvicornWorker"
+graceful_timeout = 20
+timeout = 60
+keepalive = 75
+backlog = 2048
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = None
+proc_name = "hutch-ingest"

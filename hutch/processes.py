@@ -1,0 +1,166 @@
+"""Running the parts: gunicorn for ingest, uvicorn for the query service, projectors alone,
+and `hutch serve`, which supervises them all on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hutch.runtime import Runtime
+from hutch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def run_ingest(settings: Settings, forward_to: str | None) -> None:
+    """The gunicorn master: it never imports the app; each worker does, after the fork."""
+    from gunicorn.app.base import BaseApplication
+
+    from hutch import gunicorn_conf
+
+    os.environ.update(settings.as_env())
+    if forward_to:
+        os.environ["HUTCH_QUERY_URL"] = forward_to
+
+    class IngestServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for name in dir(gunicorn_conf):
+                if name in self.cfg.settings and not name.startswith("_"):
+                    self.cfg.set(name, getattr(gunicorn_conf, name))
+            self.cfg.set("bind", settings.bind)
+            self.cfg.set("workers", settings.workers)
+
+        def load(self) -> Any:
+            from ingest.asgi import app
+
+            return app
+
+    IngestServer().run()
+
+
+def run_query(settings: Settings, *, socket: Path | None, projectors: bool) -> None:
+    """The query service in this one process (it owns chDB), with the projectors if asked."""
+    import uvicorn
+
+    from query.app import create_app
+
+    runtime = Runtime(settings, want_analytics=True, run_projectors=projectors)
+    app = create_app(runtime)
+    if socket is not None:
+        socket.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            socket.unlink()
+        config = uvicorn.Config(app, uds=str(socket), log_config=None, access_log=False)
+    else:
+        host, _, port = settings.bind.rpartition(":")
+        config = uvicorn.Config(
+            app, host=host or "127.0.0.1", port=int(port), log_config=None, access_log=False
+        )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        runtime.release()
+
+
+def run_projectors(settings: Settings) -> None:
+    """Projectors only, until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        runtime = Runtime(settings, run_projectors=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        log.info("projectors running")
+        await stop.wait()
+        await runtime.close()
+        runtime.release()
+
+    asyncio.run(main())
+
+
+def serve(settings: Settings) -> int:
+    """Everything on one machine: the query process (chDB owner, projectors, reads) on a Unix
+    socket, and gunicorn ingest workers on the public bind that forward reads to it."""
+    run_dir = settings.data / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = run_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    socket = run_dir / "query.sock"
+    with contextlib.suppress(FileNotFoundError):
+        socket.unlink()
+    env = {**os.environ, **settings.as_env(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    hutch = [sys.executable, "-m", "hutch"]
+    query = _child([*hutch, "query", "--socket", str(socket), "--projectors"], env)
+    children = [query]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not _wait_for_socket(socket, query, timeout_s=60):
+            log.error("the query process did not start; see its log above")
+            return 1
+        ingest = _child([*hutch, "ingest", "--forward", f"unix://{socket}"], env)
+        children.insert(0, ingest)
+        log.info("hutch serving", extra={"bind": settings.bind, "data": str(settings.data)})
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                log.error("a Hutch process exited; stopping the others")
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop_all(children)
+
+
+def _child(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child in its own session (Ctrl-C reaches only the supervisor, which stops children
+    in order) that the kernel terminates if the supervisor dies."""
+
+    def die_with_parent() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent)
+
+
+def _wait_for_socket(socket: Path, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if socket.exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """Ingest first (no new writes), then the query process (projectors finish their batch)."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

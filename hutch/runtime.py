@@ -1,0 +1,142 @@
+"""What a running process holds: the backends it opened and the projectors it runs.
+
+Adapters are created cheaply up front and started in `start()`, which each ASGI worker calls
+from its lifespan startup, after gunicorn's fork; the analytics store is opened only by the
+process that asked for it (chDB allows one per data directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hutch.settings import Settings
+from hutch.wiring import open_analytics, open_log, open_relational
+from ingest.auth import Authenticator
+from ingest.identity_commands import Context
+from projections.base import AnalyticsProjection
+from projections.identity import IdentityProjection
+from projections.relational import RelationalProjection
+from projections.relational import run_forever as run_relational
+from projections.runner import AnalyticsRunner, ensure_tables, group_name
+from projections.telemetry import TelemetryProjection
+from query import identity as q
+from storage.analytics import Analytics
+from storage.log import EventLog
+from storage.relational import Relational
+
+log = logging.getLogger(__name__)
+
+RETENTION_REFRESH_S = 5.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    want_analytics: bool = False
+    run_projectors: bool = False
+    log: EventLog = field(init=False)
+    db: Relational = field(init=False)
+    auth: Authenticator = field(init=False)
+    analytics: Analytics | None = field(init=False, default=None)
+    _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _retention: dict[str, int] = field(init=False, default_factory=dict)
+    _retention_at: float = field(init=False, default=0.0)
+    _started: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.log = open_log(self.settings)
+        self.db = open_relational(self.settings)
+        self.auth = Authenticator(self.db)
+        if self.want_analytics or self.run_projectors:
+            self.analytics = open_analytics(self.settings)
+
+    @property
+    def commands(self) -> Context:
+        return Context(self.log, self.db, self.settings)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._stop = asyncio.Event()
+        await self.log.start()
+        if self.analytics is not None:
+            for projection in self.analytics_projections():
+                await asyncio.to_thread(ensure_tables, self.analytics, projection)
+        if self.run_projectors:
+            self.start_projectors()
+
+    def start_projectors(self) -> None:
+        analytics = self.analytics
+        assert analytics is not None
+        for projection in self.analytics_projections():
+
+            def runner(p: AnalyticsProjection = projection) -> Awaitable[None]:
+                consumer = self.log.consumer(group_name(p), p.topics)
+                return AnalyticsRunner(
+                    p,
+                    consumer,
+                    analytics,
+                    batch=self.settings.projector_batch,
+                    linger_s=self.settings.projector_wait_ms / 1000,
+                ).run(self._stop)
+
+            self._spawn(runner, projection.name)
+        relational = self.relational_projections()
+        self._spawn(
+            lambda: run_relational(self.log, self.db, relational, stop=self._stop), "relational"
+        )
+
+    def _spawn(self, start: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run a projector until stopped; if it fails, log it and start it again."""
+
+        async def supervised() -> None:
+            while not self._stop.is_set():
+                try:
+                    await start()
+                except Exception:
+                    log.exception("projector failed; restarting", extra={"projector": name})
+                    await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=f"projector:{name}"))
+
+    def analytics_projections(self) -> list[AnalyticsProjection]:
+        return [TelemetryProjection(self.retention_of)]
+
+    def relational_projections(self) -> list[RelationalProjection]:
+        return [IdentityProjection()]
+
+    def retention_of(self, app: str) -> int:
+        """An app's retention in days, from a copy of the apps table refreshed every few
+        seconds (called by projector transforms, in a worker thread)."""
+        now = time.monotonic()
+        age = now - self._retention_at
+        if age > RETENTION_REFRESH_S or (app not in self._retention and age > 0.5):
+            self._retention = q.retention_days(self.db)
+            self._retention_at = now
+        return self._retention.get(app, self.settings.retention_days)
+
+    def release(self) -> None:
+        """Close the analytics store: chDB holds one data path per process at a time."""
+        if self.analytics is not None:
+            self.analytics.close()
+            self.analytics = None
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        await self.log.close()
+        self.db.close()
+

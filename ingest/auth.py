@@ -1,0 +1,124 @@
+"""Who is calling: app secrets (ingest) and developer bearer tokens (APIs), both cached.
+
+Lookups hit the relational store on a miss and are remembered briefly: a hit for a few
+seconds, a miss for half a second, so a secret or token created by a command works within a
+second, and a revoked token stops working within `TOKEN_TTL_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import falcon.asgi
+
+from ingest.errors import Forbidden, NotFound, Unauthorized
+from query import identity as q
+from schemas.envelope import now_micros
+from schemas.identity import TOKEN
+from storage.relational import Relational
+
+APP_TTL_S = 5.0
+TOKEN_TTL_S = 1.0
+MISS_TTL_S = 0.5
+MAX_ENTRIES = 50_000
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Developer:
+    name: str
+    token_id: str
+
+
+class _TTLCache(Generic[V]):
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._entries: dict[str, tuple[float, V | None]] = {}
+        self._clock = clock
+
+    def get(self, key: str) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < self._clock():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: str, value: V | None, ttl: float) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()  # bounded against floods of made-up credentials
+        self._entries[key] = (self._clock() + ttl, value)
+
+
+class Authenticator:
+    def __init__(self, db: Relational, clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self._apps: _TTLCache[q.App] = _TTLCache(clock)
+        self._tokens: _TTLCache[q.Token] = _TTLCache(clock)
+        self._owned: _TTLCache[list[q.App]] = _TTLCache(clock)
+
+    async def app_for_secret(self, secret: str | None, app_name: str | None) -> q.App:
+        """The app a secret belongs to; 401 if missing or unknown, 403 if `app_name` differs."""
+        if not secret:
+            raise Unauthorized(
+                "an app secret is required (X-Secret header, ?secret= or the body's secret)",
+                code="missing_secret",
+            )
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        found, app = self._apps.get(key)
+        if not found:
+            app = await asyncio.to_thread(q.app_by_secret_hash, self._db, key)
+            self._apps.put(key, app, APP_TTL_S if app else MISS_TTL_S)
+        if app is None:
+            raise Unauthorized("unknown app secret", code="invalid_secret")
+        if app_name is not None and app_name != app.name:
+            raise Forbidden(
+                f"this secret belongs to another app than {app_name!r}", field="appName"
+            )
+        return app
+
+    async def developer(self, req: falcon.asgi.Request) -> Developer:
+        """The developer a bearer token names; 401 when missing, unknown, expired or revoked."""
+        header = req.get_header("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized(
+                "a bearer token is required: Authorization: Bearer bh_<token>",
+                code="missing_token",
+            )
+        token_text = value.strip()
+        if not TOKEN.match(token_text):
+            raise Unauthorized("malformed token: expected bh_ and 64 hex digits", code="invalid_token")
+        key = hashlib.sha256(token_text.encode()).hexdigest()
+        found, token = self._tokens.get(key)
+        if not found:
+            token = await asyncio.to_thread(q.token_by_hash, self._db, key)
+            self._tokens.put(key, token, TOKEN_TTL_S if token else MISS_TTL_S)
+        if token is None:
+            raise Unauthorized("unknown token", code="invalid_token")
+        if token.revoked_at is not None:
+            raise Unauthorized("this token has been revoked", code="token_revoked")
+        if token.expires_at is not None and token.expires_at <= now_micros():
+            raise Unauthorized("this token has expired", code="token_expired")
+        return Developer(token.developer, token.id)
+
+    async def apps_of(self, developer: str) -> list[q.App]:
+        found, apps = self._owned.get(developer)
+        if not found or apps is None:
+            apps = await asyncio.to_thread(q.apps_of, self._db, developer)
+            self._owned.put(developer, apps, TOKEN_TTL_S)
+        return apps
+
+    async def owned_app(self, developer: str, app_name: str) -> q.App:
+        for app in await self.apps_of(developer):
+            if app.name == app_name:
+                return app
+        app = await asyncio.to_thread(q.app_named, self._db, app_name)
+        if app is None:
+            raise NotFound(f"no app named {app_name!r}", field="appName")
+        if app.developer != developer:
+            raise Forbidden(f"app {app_name!r} belongs to another developer", field="appName")
+        return app

@@ -1,0 +1,72 @@
+"""Identity commands over HTTP for an authenticated developer (the portal's needs):
+POST /api/apps, POST /api/tokens, DELETE /api/tokens/{token_id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ingest import identity_commands as commands
+from ingest.auth import Authenticator
+from ingest.body import read_json
+from ingest.errors import BadRequest
+
+MAX_BODY = 16 * 1024
+
+
+async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
+    body = await read_json(req, MAX_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_body")
+    return body
+
+
+def _created(resp: falcon.asgi.Response, body: dict[str, Any]) -> None:
+    resp.status = falcon.HTTP_201
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+class AppCommands:
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        body = await _object_body(req)
+        result = await commands.create_app(
+            self._ctx, body.get("name"), developer.name, body.get("retentionDays")
+        )
+        _created(resp, result)
+
+
+class TokenCommands:
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        body = await _object_body(req)
+        result = await commands.create_token(
+            self._ctx, developer.name, body.get("name"), body.get("expires", "never")
+        )
+        _created(resp, result)
+
+
+class TokenRevocation:
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, token_id: str
+    ) -> None:
+        developer = await self._auth.developer(req)
+        result = await commands.revoke_token(self._ctx, developer.name, token_id)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(result)

@@ -1,0 +1,141 @@
+"""Identity commands: create developers, apps (with their secret) and API tokens.
+
+Each command runs under the command lock: catch the identity projection up, validate against
+that state, append the event, catch up again so the answer (and the next request) sees it.
+The CLI and the HTTP resources call the same functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from hutch.settings import Settings
+from ingest.errors import ConflictError, NotFound, Unprocessable
+from projections.identity import IdentityProjection
+from projections.relational import catch_up
+from query import identity as q
+from schemas import identity as s
+from schemas.envelope import iso_micros, new_envelope, now_micros, uuid7
+from schemas.events import EventType
+from storage.log import EventLog
+from storage.relational import Relational
+
+PROJECTION = IdentityProjection()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    log: EventLog
+    db: Relational
+    settings: Settings
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _check_name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not s.NAME.match(value):
+        raise Unprocessable(
+            f"{field} must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter "
+            "or digit",
+            field=field,
+        )
+    return value
+
+
+async def _append(ctx: Context, type_: EventType, key: str, payload: object) -> None:
+    envelope = new_envelope(type_, s.encode(payload), key=key)
+    await ctx.log.append("apps", [envelope])
+    await catch_up(ctx.log, ctx.db, PROJECTION)
+
+
+async def create_developer(ctx: Context, name: object) -> dict[str, Any]:
+    name = _check_name(name, "name")
+    async with ctx.db.command_lock(f"developer:{name}"):
+        await catch_up(ctx.log, ctx.db, PROJECTION)
+        if await asyncio.to_thread(q.developer_exists, ctx.db, name):
+            raise ConflictError(f"developer {name!r} already exists", field="name")
+        await _append(ctx, "developer.created.v1", name, s.DeveloperCreated(name))
+    return {"developer": name}
+
+
+async def create_app(
+    ctx: Context, name: object, developer: str, retention_days: object = None
+) -> dict[str, Any]:
+    name = _check_name(name, "name")
+    days = ctx.settings.retention_days if retention_days is None else retention_days
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
+        raise Unprocessable("retentionDays must be an integer from 1 to 3650", field="retentionDays")
+    secret = "hs_" + secrets.token_hex(32)
+    async with ctx.db.command_lock(f"app:{name}"):
+        await catch_up(ctx.log, ctx.db, PROJECTION)
+        if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
+            raise NotFound(f"no developer named {developer!r}", field="developer")
+        if await asyncio.to_thread(q.app_named, ctx.db, name) is not None:
+            raise ConflictError(f"an app named {name!r} already exists", field="name")
+        await _append(
+            ctx, "app.created.v1", name, s.AppCreated(name, developer, digest(secret), days)
+        )
+    return {"app": name, "secret": secret, "retentionDays": days}
+
+
+async def create_token(
+    ctx: Context, developer: str, label: object = None, expires: object = "never"
+) -> dict[str, Any]:
+    label = "default" if label is None else label
+    if not isinstance(label, str) or not 1 <= len(label) <= 64:
+        raise Unprocessable("name must be a string of 1 to 64 characters", field="name")
+    if expires not in s.TOKEN_EXPIRY_DAYS:
+        raise Unprocessable(
+            "expires must be one of " + ", ".join(s.TOKEN_EXPIRY_DAYS), field="expires"
+        )
+    days = s.TOKEN_EXPIRY_DAYS[expires]  # type: ignore[index]
+    token = "bh_" + secrets.token_hex(32)
+    async with ctx.db.command_lock(f"developer:{developer}"):
+        await catch_up(ctx.log, ctx.db, PROJECTION)
+        if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
+            raise NotFound(f"no developer named {developer!r}", field="developer")
+        now = now_micros()
+        tokens = await asyncio.to_thread(q.tokens_of, ctx.db, developer)
+        live = [t for t in tokens if t.live(now)]
+        if len(live) >= s.MAX_LIVE_TOKENS:
+            raise ConflictError(
+                f"developer {developer!r} already has {s.MAX_LIVE_TOKENS} live tokens, the "
+                "most allowed; revoke one first",
+                code="token_limit",
+            )
+        expires_at = None if days is None else now + days * 86_400_000_000
+        created = s.TokenCreated(
+            id=uuid7(),
+            developer=developer,
+            name=label,
+            token_hash=digest(token),
+            prefix=token[:10],
+            expires_at=expires_at,
+        )
+        await _append(ctx, "token.created.v1", developer, created)
+    return {
+        "token": token,
+        "id": created.id,
+        "name": label,
+        "expires": expires,
+        "expiresAt": None if expires_at is None else iso_micros(expires_at),
+    }
+
+
+async def revoke_token(ctx: Context, developer: str, token_id: str) -> dict[str, Any]:
+    async with ctx.db.command_lock(f"developer:{developer}"):
+        await catch_up(ctx.log, ctx.db, PROJECTION)
+        token = await asyncio.to_thread(q.token_by_id, ctx.db, token_id)
+        if token is None or token.developer != developer:
+            raise NotFound(f"no token {token_id!r} among yours")
+        if token.revoked_at is not None:
+            return {"revoked": token_id}
+        await _append(ctx, "token.revoked.v1", developer, s.TokenRevoked(token_id, developer))
+    return {"revoked": token_id}
+

@@ -1,0 +1,55 @@
+"""POST /api/telemetry: app telemetry events, one or an array, appended as one event each."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ingest.auth import Authenticator
+from ingest.body import read_json
+from hutch.metrics import APPEND_SECONDS, APPENDED
+from schemas.envelope import JSON, new_envelope, now_micros
+from schemas.telemetry import parse_events
+from storage.log import EventLog
+
+
+class TelemetryIngest:
+    def __init__(self, log: EventLog, auth: Authenticator, max_body_bytes: int) -> None:
+        self._log = log
+        self._auth = auth
+        self._max_body = max_body_bytes
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        started = time.perf_counter()
+        body = await read_json(req, self._max_body)
+        from_body: dict[str, Any] = body if isinstance(body, dict) else {}
+        secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
+        app_name = req.get_param("appName") or from_body.get("appName")
+        if app_name is not None and not isinstance(app_name, str):
+            app_name = str(app_name)
+        app = await self._auth.app_for_secret(
+            secret if isinstance(secret, str) else None, app_name
+        )
+        events = parse_events(body)
+        received_at = now_micros()
+        envelopes = [
+            new_envelope(
+                "telemetry.event.v1",
+                orjson.dumps(event),
+                key=app.name,
+                app=app.name,
+                content_type=JSON,
+                received_at=received_at,
+            )
+            for event in events
+        ]
+        await self._log.append("telemetry", envelopes)
+        APPENDED.labels("telemetry").inc(len(envelopes))
+        APPEND_SECONDS.labels("telemetry").observe(time.perf_counter() - started)
+        resp.status = falcon.HTTP_202
+        resp.data = orjson.dumps({"accepted": len(envelopes)})
+        resp.content_type = falcon.MEDIA_JSON

@@ -1,0 +1,99 @@
+"""Identity projection: the `apps` topic -> developers, apps and tokens tables."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from schemas.events import Topic
+from schemas.identity import AppCreated, AppRetentionSet, DeveloperCreated, TokenCreated, TokenRevoked
+from storage.log import Record
+from storage.relational import Transaction
+
+log = logging.getLogger(__name__)
+
+
+class IdentityProjection:
+    name = "identity"
+    topics: tuple[Topic, ...] = ("apps",)
+    tables = ("tokens", "apps", "developers")
+
+    def apply(self, tx: Transaction, record: Record) -> None:
+        envelope = record.envelope
+        try:
+            payload = orjson.loads(envelope.payload)
+            at = envelope.received_at
+            match envelope.type:
+                case "developer.created.v1":
+                    developer_created(tx, DeveloperCreated(**payload), at)
+                case "app.created.v1":
+                    app_created(tx, AppCreated(**payload), at)
+                case "app.retention_set.v1":
+                    retention_set(tx, AppRetentionSet(**payload))
+                case "token.created.v1":
+                    token_created(tx, TokenCreated(**payload), at)
+                case "token.revoked.v1":
+                    token_revoked(tx, TokenRevoked(**payload), at)
+                case _:
+                    pass  # other families share the topic in future versions
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            log.error(
+                "skipping malformed identity record",
+                extra={"offset": record.offset, "type": envelope.type, "error": str(exc)},
+            )
+
+
+def developer_created(tx: Transaction, e: DeveloperCreated, at: int) -> None:
+    tx.execute(
+        "INSERT INTO developers (name, created_at) VALUES (:name, :at) "
+        "ON CONFLICT (name) DO NOTHING",
+        {"name": e.name, "at": at},
+    )
+
+
+def app_created(tx: Transaction, e: AppCreated, at: int) -> None:
+    tx.execute(
+        "INSERT INTO apps (name, developer, secret_hash, retention_days, created_at) "
+        "VALUES (:name, :developer, :secret_hash, :retention_days, :at) "
+        "ON CONFLICT (name) DO NOTHING",
+        {
+            "name": e.name,
+            "developer": e.developer,
+            "secret_hash": e.secret_hash,
+            "retention_days": e.retention_days,
+            "at": at,
+        },
+    )
+
+
+def retention_set(tx: Transaction, e: AppRetentionSet) -> None:
+    tx.execute(
+        "UPDATE apps SET retention_days = :days WHERE name = :name",
+        {"days": e.retention_days, "name": e.name},
+    )
+
+
+def token_created(tx: Transaction, e: TokenCreated, at: int) -> None:
+    tx.execute(
+        "INSERT INTO tokens (id, developer, name, token_hash, prefix, created_at, expires_at) "
+        "VALUES (:id, :developer, :name, :token_hash, :prefix, :at, :expires_at) "
+        "ON CONFLICT (id) DO NOTHING",
+        {
+            "id": e.id,
+            "developer": e.developer,
+            "name": e.name,
+            "token_hash": e.token_hash,
+            "prefix": e.prefix,
+            "at": at,
+            "expires_at": e.expires_at,
+        },
+    )
+
+
+def token_revoked(tx: Transaction, e: TokenRevoked, at: int) -> None:
+    tx.execute(
+        "UPDATE tokens SET revoked_at = :at "
+        "WHERE id = :id AND developer = :developer AND revoked_at IS NULL",
+        {"at": at, "id": e.id, "developer": e.developer},
+    )

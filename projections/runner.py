@@ -1,0 +1,180 @@
+"""Drive an analytics projection: poll a batch, transform, write, then commit the offsets.
+
+Per topic-partition chunk of a batch:
+  1. `consumer.begin(chunk)` records how far the chunk reaches (durably);
+  2. every table's rows are inserted with a deduplication token naming the projection, the
+     table and the log range, e.g. `telemetry:telemetry_events:telemetry:0:1200-1399`;
+  3. `consumer.commit(chunk)`.
+A crash after 2 and before 3 makes the consumer deliver exactly that chunk again on restart
+(step 1), the rows come out the same (transforms are pure), the tokens are the same, and
+ClickHouse drops the repeated blocks: no duplicates and nothing lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from itertools import groupby
+
+from hutch.metrics import LAG, PROJECTED
+from projections.base import AnalyticsProjection, Rows
+from storage.analytics import Analytics
+from storage.errors import BadQuery, Unavailable
+from storage.log import Consumer, EventLog, Position, Record
+
+log = logging.getLogger(__name__)
+
+RETRY_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+LAG_EVERY_S = 1.0
+
+
+def group_name(projection: AnalyticsProjection) -> str:
+    return f"hutch.{projection.name}"
+
+
+def chunks(records: Sequence[Record]) -> list[list[Record]]:
+    """The batch split by topic and partition, each chunk in offset order."""
+    ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    return [list(g) for _, g in groupby(ordered, key=lambda r: (r.topic, r.partition))]
+
+
+def write_rows(
+    analytics: Analytics, projection: AnalyticsProjection, chunk: Sequence[Record], rows: Rows
+) -> int:
+    """Insert a chunk's rows, one deduplicated block per table; returns rows written."""
+    first, last = chunk[0], chunk[-1]
+    written = 0
+    for table in projection.tables:
+        columns = rows.get(table)
+        if not columns:
+            continue
+        token = (
+            f"{projection.name}:{table}:{first.topic}:{first.partition}:"
+            f"{first.offset}-{last.offset}"
+        )
+        written += analytics.insert(table, columns, dedup_token=token)
+    return written
+
+
+def ensure_tables(analytics: Analytics, projection: AnalyticsProjection) -> None:
+    for statement in projection.ddl():
+        analytics.execute(statement)
+
+
+class AnalyticsRunner:
+    def __init__(
+        self,
+        projection: AnalyticsProjection,
+        consumer: Consumer,
+        analytics: Analytics,
+        *,
+        batch: int,
+        linger_s: float,
+    ) -> None:
+        self.projection = projection
+        self.consumer = consumer
+        self.analytics = analytics
+        self.batch = batch
+        self.linger_s = linger_s
+        self._lag_checked = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                records = await self._fill(stop)
+                for chunk in chunks(records):
+                    await self._apply(chunk, stop)
+                await self._report_lag()
+        finally:
+            await self.consumer.close()
+
+    async def _fill(self, stop: asyncio.Event) -> list[Record]:
+        """A batch: wait up to a second for the first records, then linger for more."""
+        records = await self.consumer.poll(self.batch, 1.0)
+        if not records or len(records) >= self.batch:
+            return records
+        deadline = time.monotonic() + self.linger_s
+        while len(records) < self.batch and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = await self.consumer.poll(self.batch - len(records), remaining)
+            if not more:
+                break
+            records.extend(more)
+        return records
+
+    async def _apply(self, chunk: list[Record], stop: asyncio.Event) -> None:
+        rows = await asyncio.to_thread(self.projection.transform, chunk)
+        await self.consumer.begin(chunk)
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(write_rows, self.analytics, self.projection, chunk, rows)
+                break
+            except Unavailable as exc:
+                delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                attempt += 1
+                log.warning(
+                    "analytics store unavailable; retrying the same batch",
+                    extra={"projection": self.projection.name, "error": str(exc), "in_s": delay},
+                )
+                if stop.is_set():
+                    raise
+                await asyncio.sleep(delay)
+            except BadQuery as exc:
+                # The engine refuses these rows: keep the rest of the log moving. The records
+                # stay in the log; fix the projection and replay to get them back.
+                log.error(
+                    "analytics store refused a batch; skipping it",
+                    extra={
+                        "projection": self.projection.name,
+                        "first_offset": chunk[0].offset,
+                        "last_offset": chunk[-1].offset,
+                        "error": str(exc)[:2000],
+                    },
+                )
+                break
+        await self.consumer.commit(chunk)
+        PROJECTED.labels(self.projection.name).inc(len(chunk))
+
+    async def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_checked < LAG_EVERY_S:
+            return
+        self._lag_checked = now
+        try:
+            LAG.labels(self.projection.name).set(await self.consumer.lag())
+        except Unavailable:
+            pass
+
+
+async def rebuild(
+    log_: EventLog, analytics: Analytics, projection: AnalyticsProjection, *, batch: int
+) -> int:
+    """Drop the projection's tables, rebuild them from the whole log, and leave its consumer
+    group committed at the end. The live projector must be stopped meanwhile."""
+    for table in reversed(projection.tables):
+        await asyncio.to_thread(analytics.execute, f"DROP TABLE IF EXISTS {table}")
+    await asyncio.to_thread(ensure_tables, analytics, projection)
+    total = 0
+    ends: list[Position] = []
+    for topic in projection.topics:
+        for partition in await log_.partitions(topic):
+            end = await log_.end_offset(topic, partition)
+            offset = 0
+            while offset < end:
+                records = await log_.read(topic, partition, offset, min(batch, end - offset))
+                if not records:
+                    break
+                rows = projection.transform(records)
+                total += await asyncio.to_thread(
+                    write_rows, analytics, projection, records, rows
+                )
+                offset = records[-1].offset + 1
+            ends.append(Position(topic, partition, end))
+    await log_.set_committed(group_name(projection), ends)
+    return total

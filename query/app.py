@@ -1,0 +1,58 @@
+"""The query service: reads over the read models. `create_app` wires it in a few lines."""
+
+from __future__ import annotations
+
+import asyncio
+
+import falcon.asgi
+
+from hutch.metrics import MetricsResource
+from hutch.runtime import Runtime
+from hutch.web import Route, new_app
+from query.health import Health
+from query.identity_api import AppListing, AuthStatus, TokenListing
+from query.telemetry import TelemetryListing
+
+READS: list[tuple[str, tuple[str, ...]]] = [
+    ("/api/telemetry", ("get",)),
+    ("/api/apps", ("get",)),
+    ("/api/tokens", ("get",)),
+    ("/api/health", ("get",)),
+]
+"""Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
+
+
+def health_checks(runtime: Runtime) -> Health:
+    async def log() -> str:
+        await runtime.log.end_offset("apps", 0)
+        return "ok"
+
+    async def relational() -> str:
+        return await asyncio.to_thread(runtime.db.ping)
+
+    checks = {"log": log, "relational": relational}
+    analytics = runtime.analytics
+    if analytics is not None:
+
+        async def analytics_check() -> str:
+            return await asyncio.to_thread(analytics.ping)
+
+        checks["analytics"] = analytics_check
+    return Health(checks)
+
+
+def routes(runtime: Runtime) -> list[Route]:
+    assert runtime.analytics is not None, "the query service needs the analytics store"
+    auth = runtime.auth
+    return [
+        ("/api/telemetry", TelemetryListing(runtime.analytics, auth)),
+        ("/api/apps", AppListing(runtime.db, auth)),
+        ("/api/tokens", TokenListing(runtime.db, auth)),
+        ("/api/health", health_checks(runtime)),
+        ("/api/auth/status", AuthStatus(auth)),
+        ("/metrics", MetricsResource()),
+    ]
+
+
+def create_app(runtime: Runtime) -> falcon.asgi.App:
+    return new_app(routes(runtime), start=runtime.start, stop=runtime.close)

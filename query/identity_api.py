@@ -1,0 +1,88 @@
+"""Identity listings for an authenticated developer: GET /api/apps, GET /api/tokens,
+and ANY /api/auth/status (public: says who the credentials name, if anyone)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import falcon.asgi
+import orjson
+
+from ingest.auth import Authenticator
+from ingest.errors import HutchError
+from query import identity as q
+from schemas.envelope import iso_micros, now_micros
+from storage.relational import Relational
+
+
+class AppListing:
+    def __init__(self, db: Relational, auth: Authenticator) -> None:
+        self._db = db
+        self._auth = auth
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        apps = await asyncio.to_thread(q.apps_of, self._db, developer.name)
+        resp.data = orjson.dumps(
+            {
+                "apps": [
+                    {
+                        "name": a.name,
+                        "retentionDays": a.retention_days,
+                        "createdAt": iso_micros(a.created_at),
+                    }
+                    for a in apps
+                ]
+            }
+        )
+
+
+class TokenListing:
+    def __init__(self, db: Relational, auth: Authenticator) -> None:
+        self._db = db
+        self._auth = auth
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        tokens = await asyncio.to_thread(q.tokens_of, self._db, developer.name)
+        now = now_micros()
+        resp.data = orjson.dumps(
+            {
+                "tokens": [
+                    {
+                        "id": t.id,
+                        "name": t.name,
+                        "prefix": t.prefix,
+                        "createdAt": iso_micros(t.created_at),
+                        "expiresAt": None if t.expires_at is None else iso_micros(t.expires_at),
+                        "expired": t.expires_at is not None and t.expires_at <= now,
+                    }
+                    for t in tokens
+                    if t.revoked_at is None
+                ]
+            }
+        )
+
+
+class AuthStatus:
+    def __init__(self, auth: Authenticator) -> None:
+        self._auth = auth
+
+    async def _answer(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body: dict[str, object] = {"authenticated": False, "method": None}
+        if req.get_header("Authorization"):
+            try:
+                developer = await self._auth.developer(req)
+                body = {"authenticated": True, "method": "bearer", "developer": developer.name}
+            except HutchError as exc:
+                body["error"] = exc.code
+        elif secret := req.get_header("X-Secret") or req.get_param("secret"):
+            try:
+                app = await self._auth.app_for_secret(secret, None)
+                body = {"authenticated": True, "method": "secret", "app": app.name}
+            except HutchError as exc:
+                body["error"] = exc.code
+        resp.data = orjson.dumps(body)
+
+    on_get = on_post = on_put = on_delete = on_patch = on_head = _answer
+

@@ -1,0 +1,137 @@
+"""Analytics on chDB: the ClickHouse engine in this process, persistent in the data directory.
+
+chDB allows one process per data directory ("Cannot lock file .../status"), and a process
+that imported chdb and then forked hangs in the child: import this module only in the one
+process that owns the store, after any fork (hutch/wiring.py does it lazily).
+Queries run in the caller's thread; chDB releases the GIL while the engine works, so the
+async services call it through a thread pool.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from chdb import session as chdb_session
+
+from storage.analytics.params import format_params
+from storage.analytics.protocol import QueryResult
+from storage.errors import BadQuery, Unavailable
+
+_CODE = re.compile(r"Code: (\d+)\.")
+_UNAVAILABLE_CODES = {
+    241,  # MEMORY_LIMIT_EXCEEDED: retry later
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    243,  # NOT_ENOUGH_SPACE
+}
+
+
+def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None) -> str:
+    """The INSERT header both adapters send before a JSONColumns body."""
+    names = ", ".join(f"`{c}`" for c in columns)
+    head = f"INSERT INTO {table} ({names})"
+    if dedup_token is not None:
+        token = dedup_token.replace("\\", "\\\\").replace("'", "\\'")
+        head += f" SETTINGS insert_deduplication_token = '{token}'"
+    return head + " FORMAT JSONColumns "
+
+
+def settings_clause(settings: Mapping[str, Any] | None) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for name, value in settings.items():
+        if not re.fullmatch(r"[a-z_0-9]+", name):
+            raise BadQuery(f"invalid setting name {name!r}")
+        literal = (
+            str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace(
+                "\\", "\\\\").replace("'", "\\'") + "'"
+        )
+        parts.append(f"{name} = {literal}")
+    return " SETTINGS " + ", ".join(parts)
+
+
+def _translate(exc: Exception) -> Exception:
+    message = str(exc)
+    match = _CODE.search(message)
+    code = int(match.group(1)) if match else None
+    if "Cannot lock file" in message or code in _UNAVAILABLE_CODES:
+        return Unavailable(message)
+    return BadQuery(message, code)
+
+
+class ChdbAnalytics:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb_session.Session(str(path))
+        except Exception as exc:
+            raise _translate(exc) from exc
+        self._path = path
+        self._closed = False
+        self._ddl_lock = threading.Lock()
+
+    def execute(self, sql: str) -> None:
+        with self._ddl_lock:
+            self._run(sql, "Null")
+
+    def insert(
+        self,
+        table: str,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        names = list(columns)
+        if not names:
+            return 0
+        count = len(columns[names[0]])
+        if count == 0:
+            return 0
+        body = orjson.dumps(columns).decode()
+        self._run(insert_statement(table, names, dedup_token) + body, "Null")
+        return count
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+        raw = self._run(sql + settings_clause(settings), "JSONCompact", params)
+        decoded = orjson.loads(raw) if raw else {"meta": [], "data": []}
+        return QueryResult(
+            columns=[m["name"] for m in decoded["meta"]],
+            types=[m["type"] for m in decoded["meta"]],
+            rows=decoded["data"],
+            elapsed_s=time.perf_counter() - started,
+        )
+
+    def ping(self) -> str:
+        result = self.query("SELECT toString(now64(6, 'UTC'))")
+        return str(result.rows[0][0]).replace(" ", "T") + "Z"
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._session.close()
+
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None = None) -> bytes:
+        if self._closed:
+            raise Unavailable("analytics store is closed")
+        try:
+            if params:
+                result = self._session.query(sql, fmt, params=format_params(params))
+            else:
+                result = self._session.query(sql, fmt)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        data: bytes = result.bytes() if result is not None else b""
+        return data

@@ -1,0 +1,478 @@
+"""The embedded event log: one SQLite database (WAL), one append-only table per topic.
+
+Durability: `synchronous=FULL`, so a commit has reached the disk when `append` returns.
+Throughput comes from group commit: every append in a process goes through one writer thread,
+which takes everything waiting and writes it in one transaction, one fsync for all.
+Several processes may append at once: writers serialise on an flock before `BEGIN IMMEDIATE`
+(the kernel wakes a waiter at once, where SQLite's busy handler would sleep and retry).
+Offsets are per topic, from 0, assigned inside the write lock, so they grow without gaps in
+commit order and a reader never sees a later offset before an earlier one.
+SQLite topics have one partition (0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.envelope import Envelope
+from schemas.events import TOPICS, EventType, Topic
+from storage.errors import Backpressure, Unavailable
+from storage.log.protocol import Position, Record
+
+log = logging.getLogger(__name__)
+
+PARTITION = 0
+MAX_PENDING = 200_000
+"""Envelopes waiting for the writer beyond which appends are refused (backpressure)."""
+MAX_BATCH = 20_000
+
+
+def _table(topic: Topic) -> str:
+    return "records_" + topic.replace(".", "_")
+
+
+_SCHEMA = [
+    *(
+        f"""CREATE TABLE IF NOT EXISTS {_table(t)} (
+            log_offset INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            key TEXT NOT NULL,
+            app TEXT,
+            received_at INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            payload BLOB NOT NULL
+        )"""
+        for t in TOPICS
+    ),
+    """CREATE TABLE IF NOT EXISTS group_offsets (
+        grp TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,
+        through INTEGER,
+        PRIMARY KEY (grp, topic, partition)
+    )""",
+]
+
+_COLUMNS = "log_offset, id, type, key, app, received_at, content_type, payload"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@dataclass(slots=True)
+class _Pending:
+    topic: Topic
+    envelopes: Sequence[Envelope]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[Position]]
+    abandoned: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    item: _Pending
+    positions: list[Position] | None = None
+    error: Exception | None = None
+
+
+class _FileLock:
+    """An exclusive flock on a file beside the database, shared by every process."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class SQLiteLog:
+    def __init__(self, path: Path, *, append_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.append_timeout_s = append_timeout_s
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._write_lock: _FileLock | None = None
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await asyncio.to_thread(self._start_sync)
+
+    def _start_sync(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_lock = _FileLock(self.path.with_name(self.path.name + ".lock"))
+            conn = _connect(self.path)
+            with self._write_lock.held():
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise Unavailable(f"event log at {self.path} cannot be opened: {exc}") from exc
+        self._writer = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
+        self._writer.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._queue.put(None)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+        self._readers = threading.local()
+        if self._write_lock is not None:
+            self._write_lock.close()
+
+    # -- appending -------------------------------------------------------------------------
+
+    async def append(self, topic: Topic, envelopes: Sequence[Envelope]) -> list[Position]:
+        if not envelopes:
+            return []
+        if not self._started:
+            raise Unavailable("event log is not started")
+        with self._pending_lock:
+            if self._pending + len(envelopes) > MAX_PENDING:
+                raise Backpressure("too many appends waiting for the event log")
+            self._pending += len(envelopes)
+        loop = asyncio.get_running_loop()
+        item = _Pending(topic, envelopes, loop, loop.create_future())
+        self._queue.put(item)
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.future), self.append_timeout_s)
+        except TimeoutError:
+            # The writer skips abandoned items it has not started writing; one it has
+            # already written stays written (a retry then adds a second copy with a new id).
+            item.abandoned = True
+            raise Unavailable("event log did not confirm the write in time") from None
+
+    def _write_loop(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                size = len(first.envelopes)
+                stop = False
+                while size < MAX_BATCH:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                    size += len(nxt.envelopes)
+                self._write_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        live = [item for item in batch if not item.abandoned]
+        outcomes = [_Outcome(item) for item in live]
+        assert self._write_lock is not None
+        try:
+            with self._write_lock.held():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    next_offsets: dict[Topic, int] = {}
+                    for outcome in outcomes:
+                        topic = outcome.item.topic
+                        start = next_offsets.get(topic)
+                        if start is None:
+                            start = _end_offset(conn, topic)
+                        envelopes = outcome.item.envelopes
+                        conn.executemany(
+                            f"INSERT INTO {_table(topic)} ({_COLUMNS}) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [
+                                (
+                                    start + i,
+                                    e.id,
+                                    e.type,
+                                    e.key,
+                                    e.app,
+                                    e.received_at,
+                                    e.content_type,
+                                    e.payload,
+                                )
+                                for i, e in enumerate(envelopes)
+                            ],
+                        )
+                        outcome.positions = [
+                            Position(topic, PARTITION, start + i) for i in range(len(envelopes))
+                        ]
+                        next_offsets[topic] = start + len(envelopes)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except (sqlite3.Error, OSError) as exc:
+            log.error("event log write failed", extra={"error": str(exc)})
+            error = Unavailable(f"event log write failed: {exc}")
+            for outcome in outcomes:
+                outcome.positions = None
+                outcome.error = error
+        with self._pending_lock:
+            self._pending -= sum(len(item.envelopes) for item in batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome.item.loop, []).append(outcome)
+        for loop, done in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, done)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._readers.conn = conn
+            self._reader_conns.append(conn)
+        return conn
+
+    async def partitions(self, topic: Topic) -> list[int]:
+        return [PARTITION]
+
+    async def end_offset(self, topic: Topic, partition: int) -> int:
+        return await asyncio.to_thread(self._end_offset_sync, topic)
+
+    def _end_offset_sync(self, topic: Topic) -> int:
+        try:
+            return _end_offset(self._reader(), topic)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"event log read failed: {exc}") from exc
+
+    async def read(self, topic: Topic, partition: int, offset: int, limit: int) -> list[Record]:
+        if partition != PARTITION:
+            return []
+        return await asyncio.to_thread(self.read_sync, topic, offset, limit)
+
+    def read_sync(self, topic: Topic, offset: int, limit: int) -> list[Record]:
+        try:
+            rows = self._reader().execute(
+                f"SELECT {_COLUMNS} FROM {_table(topic)} "
+                "WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
+                (offset, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"event log read failed: {exc}") from exc
+        return [_record(topic, row) for row in rows]
+
+    # -- consumer groups -------------------------------------------------------------------
+
+    def consumer(self, group: str, topics: Sequence[Topic]) -> SQLiteConsumer:
+        return SQLiteConsumer(self, group, tuple(topics))
+
+    async def set_committed(self, group: str, positions: Sequence[Position]) -> None:
+        await asyncio.to_thread(self._set_offsets, group, positions, None)
+
+    def committed_sync(self, group: str, topic: Topic) -> tuple[int, int | None]:
+        """The group's next offset in `topic`, and how far a begun batch reaches (or None)."""
+        row = self._reader().execute(
+            "SELECT next_offset, through FROM group_offsets "
+            "WHERE grp = ? AND topic = ? AND partition = ?",
+            (group, topic, PARTITION),
+        ).fetchone()
+        return (0, None) if row is None else (int(row[0]), row[1])
+
+    def _set_offsets(
+        self, group: str, positions: Sequence[Position], through: dict[Topic, int] | None
+    ) -> None:
+        """Upsert committed offsets (positions: next offset to read) or begun-batch marks."""
+        assert self._write_lock is not None
+        conn = self._reader()
+        try:
+            with self._write_lock.held():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if through is None:
+                        conn.executemany(
+                            "INSERT INTO group_offsets (grp, topic, partition, next_offset) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT (grp, topic, partition) "
+                            "DO UPDATE SET next_offset = excluded.next_offset, through = NULL",
+                            [(group, p.topic, p.partition, p.offset) for p in positions],
+                        )
+                    else:
+                        conn.executemany(
+                            "INSERT INTO group_offsets "
+                            "(grp, topic, partition, next_offset, through) "
+                            "VALUES (?, ?, ?, 0, ?) ON CONFLICT (grp, topic, partition) "
+                            "DO UPDATE SET through = excluded.through",
+                            [(group, topic, PARTITION, last) for topic, last in through.items()],
+                        )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except (sqlite3.Error, OSError) as exc:
+            raise Unavailable(f"event log offset commit failed: {exc}") from exc
+
+
+def _end_offset(conn: sqlite3.Connection, topic: Topic) -> int:
+    (last,) = conn.execute(f"SELECT max(log_offset) FROM {_table(topic)}").fetchone()
+    return 0 if last is None else int(last) + 1
+
+
+def _record(topic: Topic, row: tuple[object, ...]) -> Record:
+    offset, id_, type_, key, app, received_at, content_type, payload = row
+    envelope = Envelope(
+        id=str(id_),
+        type=_event_type(type_),
+        key=str(key),
+        app=None if app is None else str(app),
+        received_at=int(received_at),  # type: ignore[call-overload]
+        content_type=str(content_type),
+        payload=bytes(payload),  # type: ignore[call-overload]
+    )
+    return Record(topic, PARTITION, int(offset), envelope)  # type: ignore[call-overload]
+
+
+def _event_type(value: object) -> EventType:
+    return value  # type: ignore[return-value]  # written by append from an EventType
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for outcome in outcomes:
+        future = outcome.item.future
+        if future.done():
+            continue
+        if outcome.error is not None:
+            future.set_exception(outcome.error)
+        else:
+            assert outcome.positions is not None
+            future.set_result(outcome.positions)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    next_offset: int
+    through: int | None = None
+
+
+@dataclass(slots=True)
+class SQLiteConsumer:
+    """A group member. SQLite topics have one partition, so a group has one active member:
+    a second one waits in `start` until the first closes (a hot standby)."""
+
+    log: SQLiteLog
+    group: str
+    topics: tuple[Topic, ...]
+    poll_interval_s: float = 0.02
+    _cursors: dict[Topic, _Cursor] = field(default_factory=dict)
+    _member_lock: _FileLock | None = None
+    _turn: int = 0
+
+    async def start(self) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.group)
+        lock = _FileLock(self.log.path.with_name(f"{self.log.path.name}.group.{safe}.lock"))
+        while not lock.try_acquire():
+            await asyncio.sleep(0.2)
+        self._member_lock = lock
+        for topic in self.topics:
+            next_offset, through = await asyncio.to_thread(
+                self.log.committed_sync, self.group, topic
+            )
+            if through is not None and through < next_offset:
+                through = None  # the begun batch was committed after all
+            self._cursors[topic] = _Cursor(next_offset, through)
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            records = await asyncio.to_thread(self._poll_once, max_records)
+            if records or asyncio.get_running_loop().time() >= deadline:
+                return records
+            await asyncio.sleep(self.poll_interval_s)
+
+    def _poll_once(self, max_records: int) -> list[Record]:
+        # Topics take turns being read first, so a busy one cannot starve the others.
+        order = self.topics[self._turn :] + self.topics[: self._turn]
+        self._turn = (self._turn + 1) % max(len(self.topics), 1)
+        records: list[Record] = []
+        for topic in order:
+            room = max_records - len(records)
+            if room <= 0:
+                break
+            cursor = self._cursors[topic]
+            if cursor.through is not None:  # replay a begun batch exactly
+                room = min(room, cursor.through - cursor.next_offset + 1)
+            got = self.log.read_sync(topic, cursor.next_offset, room) if room > 0 else []
+            if got:
+                cursor.next_offset = got[-1].offset + 1
+                if cursor.through is not None and cursor.next_offset > cursor.through:
+                    cursor.through = None
+                records.extend(got)
+        return records
+
+    async def begin(self, records: Sequence[Record]) -> None:
+        through = {r.topic: r.offset for r in records}  # records are in offset order
+        await asyncio.to_thread(self.log._set_offsets, self.group, [], through)
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        last: dict[Topic, int] = {}
+        for r in records:
+            last[r.topic] = max(r.offset, last.get(r.topic, -1))
+        positions = [Position(t, PARTITION, o + 1) for t, o in last.items()]
+        await asyncio.to_thread(self.log._set_offsets, self.group, positions, None)
+
+    async def lag(self) -> int:
+        total = 0
+        for topic in self.topics:
+            end = await self.log.end_offset(topic, PARTITION)
+            committed, _ = await asyncio.to_thread(self.log.committed_sync, self.group, topic)
+            total += max(end - committed, 0)
+        return total
+
+    async def close(self) -> None:
+        if self._member_lock is not None:
+            self._member_lock.close()  # closing the descriptor releases the flock
+            self._member_lock = None
