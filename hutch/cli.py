@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, help=help_, description=help_, epilog=SETTINGS_HELP,
+            name,
+            help=help_,
+            description=help_,
+            epilog=SETTINGS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -77,9 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     token_create = token.add_parser("create", help="create an API token; printed once")
     token_create.add_argument("--developer", required=True)
     token_create.add_argument("--name", default="default", help="a label for the token")
-    token_create.add_argument(
-        "--expires", default="never", choices=["never", "1w", "2w", "1month"]
-    )
+    token_create.add_argument("--expires", default="never", choices=["never", "1w", "2w", "1month"])
     token_revoke = token.add_parser("revoke", help="revoke an API token by id")
     token_revoke.add_argument("id")
     token_revoke.add_argument("--developer", required=True)
@@ -96,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(**overrides)
     except SettingsError as exc:
-        print(orjson.dumps({"error": {"code": "bad_setting", "message": str(exc)}}).decode(),
-              file=sys.stderr)
+        print(
+            orjson.dumps({"error": {"code": "bad_setting", "message": str(exc)}}).decode(),
+            file=sys.stderr,
+        )
         return 2
     configure_logging(settings.log_level)
     from hutch import processes

@@ -139,4 +139,3 @@ class Runtime:
         self._tasks.clear()
         await self.log.close()
         self.db.close()
-

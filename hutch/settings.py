@@ -100,7 +100,7 @@ class Settings:
     secret_key: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
         """Read every option from `env` (default: os.environ); `overrides` win (CLI flags)."""
         source = os.environ if env is None else env
         raw = {

@@ -48,10 +48,10 @@ def new_app(
     *,
     start: Callable[[], Awaitable[None]],
     stop: Callable[[], Awaitable[None]],
-) -> falcon.asgi.App:
-    app = falcon.asgi.App(
-        middleware=[Lifespan(start, stop), RequestMetrics()],
-        cors_enable=False,
+) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
+    middleware: list[Any] = [Lifespan(start, stop), RequestMetrics()]
+    app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App(
+        middleware=middleware
     )
     json = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json

@@ -30,7 +30,9 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
     return writes + [(uri, Forwarded(forwarder, methods)) for uri, methods in READS]
 
 
-def create_app(runtime: Runtime, forward_to: str | None = None) -> falcon.asgi.App:
+def create_app(
+    runtime: Runtime, forward_to: str | None = None
+) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     forwarder = Forwarder(forward_to) if forward_to else None
 
     async def stop() -> None:

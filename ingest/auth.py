@@ -91,7 +91,9 @@ class Authenticator:
             )
         token_text = value.strip()
         if not TOKEN.match(token_text):
-            raise Unauthorized("malformed token: expected bh_ and 64 hex digits", code="invalid_token")
+            raise Unauthorized(
+                "malformed token: expected bh_ and 64 hex digits", code="invalid_token"
+            )
         key = hashlib.sha256(token_text.encode()).hexdigest()
         found, token = self._tokens.get(key)
         if not found:
@@ -113,9 +115,9 @@ class Authenticator:
         return apps
 
     async def owned_app(self, developer: str, app_name: str) -> q.App:
-        for app in await self.apps_of(developer):
-            if app.name == app_name:
-                return app
+        for owned in await self.apps_of(developer):
+            if owned.name == app_name:
+                return owned
         app = await asyncio.to_thread(q.app_named, self._db, app_name)
         if app is None:
             raise NotFound(f"no app named {app_name!r}", field="appName")

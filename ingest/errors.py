@@ -95,12 +95,11 @@ def from_storage(exc: Exception) -> HutchError:
     if isinstance(exc, Backpressure):
         return ServiceUnavailable(
             "Hutch is taking in more than it can store right now; retry shortly",
-            code="overloaded", headers=retry,
+            code="overloaded",
+            headers=retry,
         )
     if isinstance(exc, Unavailable):
-        return ServiceUnavailable(
-            "a backing store is unavailable; retry shortly", headers=retry
-        )
+        return ServiceUnavailable("a backing store is unavailable; retry shortly", headers=retry)
     if isinstance(exc, Conflict):
         return ConflictError(str(exc))
     if isinstance(exc, BadQuery):
@@ -139,9 +138,16 @@ async def handle_error(
 def _from_falcon(exc: falcon.HTTPError) -> HutchError:
     status = int(str(exc.status).split()[0]) if exc.status else 500
     codes = {
-        400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
-        405: MethodNotAllowed, 409: ConflictError, 413: PayloadTooLarge,
-        415: UnsupportedMediaType, 422: Unprocessable, 429: TooManyRequests,
+        400: BadRequest,
+        401: Unauthorized,
+        403: Forbidden,
+        404: NotFound,
+        405: MethodNotAllowed,
+        409: ConflictError,
+        413: PayloadTooLarge,
+        415: UnsupportedMediaType,
+        422: Unprocessable,
+        429: TooManyRequests,
         503: ServiceUnavailable,
     }
     kind = codes.get(status)
@@ -154,5 +160,5 @@ def _from_falcon(exc: falcon.HTTPError) -> HutchError:
         message = exc.description or "no such resource"
     if status == 405:
         message = "method not allowed on this resource"
-    headers = {k: v for k, v in (exc.headers or {}).items()}
+    headers = dict(exc.headers or {})
     return kind(message, headers=headers)

@@ -15,8 +15,16 @@ import httpx
 from ingest.errors import ServiceUnavailable
 
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
 }
 TIMEOUT_S = 30.0
 
@@ -66,4 +74,3 @@ class Forwarded:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **_: object
     ) -> None:
         await self._forwarder.forward(req, resp)
-

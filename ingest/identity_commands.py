@@ -70,7 +70,9 @@ async def create_app(
     name = _check_name(name, "name")
     days = ctx.settings.retention_days if retention_days is None else retention_days
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
-        raise Unprocessable("retentionDays must be an integer from 1 to 3650", field="retentionDays")
+        raise Unprocessable(
+            "retentionDays must be an integer from 1 to 3650", field="retentionDays"
+        )
     secret = "hs_" + secrets.token_hex(32)
     async with ctx.db.command_lock(f"app:{name}"):
         await catch_up(ctx.log, ctx.db, PROJECTION)
@@ -94,7 +96,7 @@ async def create_token(
         raise Unprocessable(
             "expires must be one of " + ", ".join(s.TOKEN_EXPIRY_DAYS), field="expires"
         )
-    days = s.TOKEN_EXPIRY_DAYS[expires]  # type: ignore[index]
+    days = s.TOKEN_EXPIRY_DAYS[expires]
     token = "bh_" + secrets.token_hex(32)
     async with ctx.db.command_lock(f"developer:{developer}"):
         await catch_up(ctx.log, ctx.db, PROJECTION)
@@ -138,4 +140,3 @@ async def revoke_token(ctx: Context, developer: str, token_id: str) -> dict[str,
             return {"revoked": token_id}
         await _append(ctx, "token.revoked.v1", developer, s.TokenRevoked(token_id, developer))
     return {"revoked": token_id}
-

@@ -9,9 +9,9 @@ import falcon
 import falcon.asgi
 import orjson
 
+from hutch.metrics import APPEND_SECONDS, APPENDED
 from ingest.auth import Authenticator
 from ingest.body import read_json
-from hutch.metrics import APPEND_SECONDS, APPENDED
 from schemas.envelope import JSON, new_envelope, now_micros
 from schemas.telemetry import parse_events
 from storage.log import EventLog
@@ -31,9 +31,7 @@ class TelemetryIngest:
         app_name = req.get_param("appName") or from_body.get("appName")
         if app_name is not None and not isinstance(app_name, str):
             app_name = str(app_name)
-        app = await self._auth.app_for_secret(
-            secret if isinstance(secret, str) else None, app_name
-        )
+        app = await self._auth.app_for_secret(secret if isinstance(secret, str) else None, app_name)
         events = parse_events(body)
         received_at = now_micros()
         envelopes = [

@@ -7,7 +7,13 @@ import logging
 import orjson
 
 from schemas.events import Topic
-from schemas.identity import AppCreated, AppRetentionSet, DeveloperCreated, TokenCreated, TokenRevoked
+from schemas.identity import (
+    AppCreated,
+    AppRetentionSet,
+    DeveloperCreated,
+    TokenCreated,
+    TokenRevoked,
+)
 from storage.log import Record
 from storage.relational import Transaction
 
@@ -17,7 +23,7 @@ log = logging.getLogger(__name__)
 class IdentityProjection:
     name = "identity"
     topics: tuple[Topic, ...] = ("apps",)
-    tables = ("tokens", "apps", "developers")
+    tables: tuple[str, ...] = ("tokens", "apps", "developers")
 
     def apply(self, tx: Transaction, record: Record) -> None:
         envelope = record.envelope

@@ -13,6 +13,7 @@ under the command lock, so applying never refuses one. Replay gives the same row
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -63,9 +64,7 @@ def _lock_position(tx: Transaction, projection: str, topic: Topic, partition: in
     return position(tx, projection, topic, partition)
 
 
-def apply_batch(
-    db: Relational, projection: RelationalProjection, records: Sequence[Record]
-) -> int:
+def apply_batch(db: Relational, projection: RelationalProjection, records: Sequence[Record]) -> int:
     """Apply the records not applied yet (one topic-partition, in order); returns how many."""
     if not records:
         return 0
@@ -94,9 +93,7 @@ async def catch_up(log_: EventLog, db: Relational, projection: RelationalProject
     for topic in projection.topics:
         for partition in await log_.partitions(topic):
             while True:
-                start = await asyncio.to_thread(
-                    position, db, projection.name, topic, partition
-                )
+                start = await asyncio.to_thread(position, db, projection.name, topic, partition)
                 records = await log_.read(topic, partition, start, READ_BATCH)
                 if not records:
                     break
@@ -122,10 +119,8 @@ async def run_forever(
                 log.exception("relational projection failed", extra={"projection": projection.name})
                 await asyncio.sleep(1.0)
         if not applied:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), idle_s)
-            except TimeoutError:
-                pass
 
 
 async def rebuild(log_: EventLog, db: Relational, projection: RelationalProjection) -> int:

@@ -13,6 +13,7 @@ ClickHouse drops the repeated blocks: no duplicates and nothing lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -146,10 +147,8 @@ class AnalyticsRunner:
         if now - self._lag_checked < LAG_EVERY_S:
             return
         self._lag_checked = now
-        try:
+        with contextlib.suppress(Unavailable):
             LAG.labels(self.projection.name).set(await self.consumer.lag())
-        except Unavailable:
-            pass
 
 
 async def rebuild(
@@ -171,9 +170,7 @@ async def rebuild(
                 if not records:
                     break
                 rows = projection.transform(records)
-                total += await asyncio.to_thread(
-                    write_rows, analytics, projection, records, rows
-                )
+                total += await asyncio.to_thread(write_rows, analytics, projection, records, rows)
                 offset = records[-1].offset + 1
             ends.append(Position(topic, partition, end))
     await log_.set_committed(group_name(projection), ends)

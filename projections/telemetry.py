@@ -69,7 +69,7 @@ def transform(records: Sequence[Record], retention_of: Callable[[str], int]) -> 
 class TelemetryProjection:
     name = "telemetry"
     topics: tuple[Topic, ...] = ("telemetry",)
-    tables = (TABLE,)
+    tables: tuple[str, ...] = (TABLE,)
 
     def __init__(self, retention_of: Callable[[str], int]) -> None:
         self._retention_of = retention_of

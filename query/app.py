@@ -54,5 +54,5 @@ def routes(runtime: Runtime) -> list[Route]:
     ]
 
 
-def create_app(runtime: Runtime) -> falcon.asgi.App:
+def create_app(runtime: Runtime) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     return new_app(routes(runtime), start=runtime.start, stop=runtime.close)

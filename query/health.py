@@ -4,7 +4,7 @@ after checking that every store this process uses answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import falcon
 import falcon.asgi
@@ -17,7 +17,7 @@ TIMEOUT_S = 2.0
 
 
 class Health:
-    def __init__(self, checks: dict[str, Check], clock_store: str = "relational") -> None:
+    def __init__(self, checks: Mapping[str, Check], clock_store: str = "relational") -> None:
         self._checks = checks
         self._clock_store = clock_store
 

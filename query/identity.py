@@ -31,7 +31,7 @@ class Token:
 
 
 _APP = "SELECT name, developer, retention_days, created_at FROM apps"
-_TOKEN = "SELECT id, developer, name, prefix, created_at, expires_at, revoked_at FROM tokens"
+_TOKEN = "SELECT id, developer, name, prefix, created_at, expires_at, revoked_at FROM tokens"  # noqa: S105 (a query, not a password)
 
 
 def _app(row: Row) -> App:
@@ -40,7 +40,11 @@ def _app(row: Row) -> App:
 
 def _token(row: Row) -> Token:
     return Token(
-        str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]),
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        int(row[4]),
         None if row[5] is None else int(row[5]),
         None if row[6] is None else int(row[6]),
     )
@@ -80,7 +84,5 @@ def token_by_id(db: Relational | Transaction, token_id: str) -> Token | None:
 
 
 def tokens_of(db: Relational | Transaction, developer: str) -> list[Token]:
-    rows = db.fetchall(
-        f"{_TOKEN} WHERE developer = :d ORDER BY created_at DESC", {"d": developer}
-    )
+    rows = db.fetchall(f"{_TOKEN} WHERE developer = :d ORDER BY created_at DESC", {"d": developer})
     return [_token(r) for r in rows]

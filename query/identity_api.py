@@ -85,4 +85,3 @@ class AuthStatus:
         resp.data = orjson.dumps(body)
 
     on_get = on_post = on_put = on_delete = on_patch = on_head = _answer
-

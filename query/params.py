@@ -84,7 +84,9 @@ def decode_cursor(req: falcon.asgi.Request, shape: tuple[type, ...]) -> list[Any
     if (
         not isinstance(value, list)
         or len(value) != len(shape)
-        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(value, shape, strict=True))
+        or not all(
+            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(value, shape, strict=True)
+        )
     ):
         raise BadRequest(
             "cursor is not valid: pass the `next` value of a previous page unchanged",

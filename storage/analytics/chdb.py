@@ -49,8 +49,9 @@ def settings_clause(settings: Mapping[str, Any] | None) -> str:
         if not re.fullmatch(r"[a-z_0-9]+", name):
             raise BadQuery(f"invalid setting name {name!r}")
         literal = (
-            str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace(
-                "\\", "\\\\").replace("'", "\\'") + "'"
+            str(int(value))
+            if isinstance(value, bool | int)
+            else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
         )
         parts.append(f"{name} = {literal}")
     return " SETTINGS " + ", ".join(parts)

@@ -48,9 +48,7 @@ class EventLog(Protocol):
     async def end_offset(self, topic: Topic, partition: int) -> int:
         """The offset the next appended record in this partition will get."""
 
-    async def read(
-        self, topic: Topic, partition: int, offset: int, limit: int
-    ) -> list[Record]:
+    async def read(self, topic: Topic, partition: int, offset: int, limit: int) -> list[Record]:
         """Up to `limit` records at offsets >= `offset`, in order, without waiting."""
 
     async def set_committed(self, group: str, positions: Sequence[Position]) -> None:

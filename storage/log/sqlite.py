@@ -298,11 +298,15 @@ class SQLiteLog:
 
     def read_sync(self, topic: Topic, offset: int, limit: int) -> list[Record]:
         try:
-            rows = self._reader().execute(
-                f"SELECT {_COLUMNS} FROM {_table(topic)} "
-                "WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
-                (offset, limit),
-            ).fetchall()
+            rows = (
+                self._reader()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM {_table(topic)} "
+                    "WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
+                    (offset, limit),
+                )
+                .fetchall()
+            )
         except sqlite3.Error as exc:
             raise Unavailable(f"event log read failed: {exc}") from exc
         return [_record(topic, row) for row in rows]
@@ -317,11 +321,15 @@ class SQLiteLog:
 
     def committed_sync(self, group: str, topic: Topic) -> tuple[int, int | None]:
         """The group's next offset in `topic`, and how far a begun batch reaches (or None)."""
-        row = self._reader().execute(
-            "SELECT next_offset, through FROM group_offsets "
-            "WHERE grp = ? AND topic = ? AND partition = ?",
-            (group, topic, PARTITION),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT next_offset, through FROM group_offsets "
+                "WHERE grp = ? AND topic = ? AND partition = ?",
+                (group, topic, PARTITION),
+            )
+            .fetchone()
+        )
         return (0, None) if row is None else (int(row[0]), row[1])
 
     def _set_offsets(
@@ -414,7 +422,8 @@ class SQLiteConsumer:
     async def start(self) -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.group)
         lock = _FileLock(self.log.path.with_name(f"{self.log.path.name}.group.{safe}.lock"))
-        while not lock.try_acquire():
+        # Another member is active: stand by until it leaves (an flock has no event to await).
+        while not lock.try_acquire():  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         self._member_lock = lock
         for topic in self.topics:

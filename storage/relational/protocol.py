@@ -51,4 +51,3 @@ class Relational(Protocol):
         """The database's current time (ISO 8601); raises Unavailable."""
 
     def close(self) -> None: ...
-
