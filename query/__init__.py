@@ -1,0 +1,1 @@
+"""The read side: listings, lookups, pagination and SQL over the read models."""
