@@ -92,7 +92,7 @@ def context_value(context: Mapping[str, object], name: str) -> str | None:
 
 def stickiness_key(defn: FlagDefinition, context: Mapping[str, object]) -> str | None:
     if defn.stickiness != "default":
-        return context_value(context, defn.stickiness)
+        return context_value(context, defn.stickiness) or None
     for name in DEFAULT_STICKINESS_KEYS:
         value = context_value(context, name)
         if value:
