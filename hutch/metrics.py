@@ -49,6 +49,8 @@ class RequestMetrics:
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, ok: bool
     ) -> None:
+        if getattr(req.context, "forwarded", False):
+            return  # the query service that answered counts it
         route = req.uri_template or "unmatched"
         status = str(resp.status)[:3] if resp.status else "200"
         REQUESTS.labels(route, req.method, status).inc()

@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 import orjson
 
+from schemas.validation import Invalid
 from storage.errors import Backpressure, BadQuery, Conflict, Unavailable
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ async def handle_error(
     """Falcon error handler for every exception a resource lets out."""
     if isinstance(exc, HutchError):
         error = exc
+    elif isinstance(exc, Invalid):
+        error = Unprocessable(exc.message, field=exc.field, code="invalid")
     elif isinstance(exc, Backpressure | Unavailable | Conflict | BadQuery):
         error = from_storage(exc)
     elif isinstance(exc, falcon.HTTPError):

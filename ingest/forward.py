@@ -40,6 +40,7 @@ class Forwarder:
             self._client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=TIMEOUT_S)
 
     async def forward(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        req.context.forwarded = True
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["x-forwarded-for"] = req.remote_addr or ""
         body = await req.stream.read() if req.method in ("POST", "PUT", "PATCH") else None

@@ -26,9 +26,7 @@ OfrepErrorCode = Literal[
 Body = dict[str, JsonValue]
 
 
-def ofrep_single(
-    defn: FlagDefinition | None, key: str, context: object
-) -> tuple[int, Body]:
+def ofrep_single(defn: FlagDefinition | None, key: str, context: object) -> tuple[int, Body]:
     """`POST /ofrep/v1/evaluate/flags/{key}`; `context` is the request body's `context`."""
     checked = _context(context)
     if isinstance(checked, str):
@@ -77,7 +75,8 @@ def _context(context: object) -> Mapping[str, object] | str:
 def _item(defn: FlagDefinition, ev: Evaluation) -> Body:
     if ev.error_code is not None:
         return failure(
-            defn.name, ev.error_code,
+            defn.name,
+            ev.error_code,
             f"flag {defn.name!r} buckets on {defn.stickiness!r}: give a targetingKey",
         )
     out: Body = {"key": defn.name, "reason": ev.reason}

@@ -220,10 +220,14 @@ def _evals(*items: object) -> dict[str, object]:
         (_evals({"flagName": 7, "enabled": True}), "evaluations[3].flagName"),
         (_evals({"flagName": "a", "enabled": True, "variant": 1}), "evaluations[3].variant"),
         (_evals({"flagName": "a", "enabled": True, "context": []}), "evaluations[3].context"),
-        (_evals({"flagName": "a", "enabled": True, "context": {"u": {"id": 1}}}),
-         "evaluations[3].context.u"),
-        (_evals({"flagName": "a", "enabled": True, "context": {"u": None}}),
-         "evaluations[3].context.u"),
+        (
+            _evals({"flagName": "a", "enabled": True, "context": {"u": {"id": 1}}}),
+            "evaluations[3].context.u",
+        ),
+        (
+            _evals({"flagName": "a", "enabled": True, "context": {"u": None}}),
+            "evaluations[3].context.u",
+        ),
     ],
 )
 def test_invalid_reports_name_the_field(body: object, field: str) -> None:
@@ -258,7 +262,10 @@ def test_first_matching_rule_decides_and_serves_its_variant() -> None:
     defn = parse_flag(FULL)
     staff = evaluate(defn, {"email": "Ann@EXAMPLE.com", "appVersion": "1.0.0"})
     assert (staff.enabled, staff.variant, staff.reason, staff.rule) == (
-        True, "staff", "TARGETING_MATCH", 0
+        True,
+        "staff",
+        "TARGETING_MATCH",
+        0,
     )
     old = evaluate(defn, {"email": "bob@other.org", "appVersion": "1.9.9", "userId": "7"})
     assert (old.enabled, old.variant, old.reason, old.rule) == (False, None, "TARGETING_MATCH", 1)
@@ -281,8 +288,10 @@ def test_unmatched_rules_fall_through_to_the_flag_rollout() -> None:
 
 def test_a_rule_is_final_even_outside_its_rollout() -> None:
     rules = [
-        {"constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}],
-         "rollout": 1},
+        {
+            "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}],
+            "rollout": 1,
+        },
         {"constraints": [], "rollout": 100},
     ]
     defn = flag(rules=rules)
@@ -294,7 +303,9 @@ def test_a_rule_is_final_even_outside_its_rollout() -> None:
 def test_a_draw_without_a_stickiness_key_is_an_error_not_a_coin_toss() -> None:
     result = evaluate(flag(rollout=40), {"country": "NO"})
     assert (result.enabled, result.reason, result.error_code) == (
-        False, "ERROR", "TARGETING_KEY_MISSING"
+        False,
+        "ERROR",
+        "TARGETING_KEY_MISSING",
     )
     # 0 and 100 need no key, nor does a single weighted variant.
     assert evaluate(flag(rollout=100), {}).enabled is True
@@ -311,7 +322,8 @@ def test_targeting_key_buckets_like_user_id() -> None:
         by_user = evaluate(defn, {"userId": f"u{i}"})
         by_targeting_key = evaluate(defn, {"targetingKey": f"u{i}"})
         assert (by_user.enabled, by_user.variant) == (
-            by_targeting_key.enabled, by_targeting_key.variant
+            by_targeting_key.enabled,
+            by_targeting_key.variant,
         )
 
 
@@ -328,10 +340,17 @@ def test_numbers_and_booleans_in_context_are_compared_as_text() -> None:
     defn = flag(rollout=50)
     for i in range(100):
         assert evaluate(defn, {"userId": i}).enabled is evaluate(defn, {"userId": str(i)}).enabled
-    flags = flag(rollout=0, rules=[{"constraints": [
-        {"contextName": "beta", "operator": "IN", "values": ["true"]},
-        {"contextName": "build", "operator": "NUM_GTE", "value": 12},
-    ]}])
+    flags = flag(
+        rollout=0,
+        rules=[
+            {
+                "constraints": [
+                    {"contextName": "beta", "operator": "IN", "values": ["true"]},
+                    {"contextName": "build", "operator": "NUM_GTE", "value": 12},
+                ]
+            }
+        ],
+    )
     assert evaluate(flags, {"beta": True, "build": 12.0}).enabled is True
     assert evaluate(flags, {"beta": False, "build": 12}).enabled is False
 
@@ -355,9 +374,13 @@ def test_rollout_share_and_nesting_follow_the_percentage() -> None:
 
 
 def test_variant_shares_follow_the_weights() -> None:
-    defn = flag(variants=[
-        {"name": "a", "weight": 200}, {"name": "b", "weight": 300}, {"name": "c", "weight": 500},
-    ])
+    defn = flag(
+        variants=[
+            {"name": "a", "weight": 200},
+            {"name": "b", "weight": 300},
+            {"name": "c", "weight": 500},
+        ]
+    )
     counts = Counter(evaluate(defn, {"userId": f"user-{i}"}).variant for i in range(10_000))
     assert 1_800 <= counts["a"] <= 2_200
     assert 2_750 <= counts["b"] <= 3_250
@@ -371,12 +394,18 @@ def test_ofrep_boolean_flag() -> None:
     defn = flag(description="dark theme")
     assert ofrep_single(defn, "f", {"targetingKey": "u1"}) == (
         200,
-        {"key": "f", "reason": "STATIC", "variant": "enabled", "value": True,
-         "metadata": {"description": "dark theme"}},
+        {
+            "key": "f",
+            "reason": "STATIC",
+            "variant": "enabled",
+            "value": True,
+            "metadata": {"description": "dark theme"},
+        },
     )
     off = parse_flag({"name": "f", "enabled": False})
     assert ofrep_single(off, "f", {}) == (
-        200, {"key": "f", "reason": "DISABLED", "variant": "disabled", "value": False}
+        200,
+        {"key": "f", "reason": "DISABLED", "variant": "disabled", "value": False},
     )
 
 
@@ -386,8 +415,11 @@ def test_ofrep_variant_flag_serves_values_and_defers_to_code_default_when_off() 
     status, body = ofrep_single(defn, "new_dashboard", staff)
     assert status == 200
     assert body == {
-        "key": "new_dashboard", "reason": "TARGETING_MATCH", "variant": "staff",
-        "value": "#ff00ff", "metadata": {"description": "the redesigned dashboard"},
+        "key": "new_dashboard",
+        "reason": "TARGETING_MATCH",
+        "variant": "staff",
+        "value": "#ff00ff",
+        "metadata": {"description": "the redesigned dashboard"},
     }
     status, body = ofrep_single(defn, "new_dashboard", {"targetingKey": "x", "appVersion": "1.0.0"})
     assert status == 200
@@ -397,8 +429,12 @@ def test_ofrep_variant_flag_serves_values_and_defers_to_code_default_when_off() 
 
 def test_ofrep_errors() -> None:
     assert ofrep_single(None, "ghost", {"targetingKey": "u"}) == (
-        404, {"key": "ghost", "errorCode": "FLAG_NOT_FOUND",
-              "errorDetails": "flag 'ghost' was not found"},
+        404,
+        {
+            "key": "ghost",
+            "errorCode": "FLAG_NOT_FOUND",
+            "errorDetails": "flag 'ghost' was not found",
+        },
     )
     status, body = ofrep_single(flag(), "f", ["not", "an", "object"])
     assert (status, body["errorCode"]) == (400, "INVALID_CONTEXT")
@@ -407,7 +443,9 @@ def test_ofrep_errors() -> None:
     status, body = ofrep_single(flag(rollout=50), "f", {"plan": "pro"})
     assert (status, body["key"], body["errorCode"]) == (400, "f", "TARGETING_KEY_MISSING")
     assert parse_error("f", "bad JSON")[1] == {
-        "key": "f", "errorCode": "PARSE_ERROR", "errorDetails": "bad JSON"
+        "key": "f",
+        "errorCode": "PARSE_ERROR",
+        "errorDetails": "bad JSON",
     }
 
 

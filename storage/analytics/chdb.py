@@ -4,11 +4,16 @@ chDB allows one process per data directory ("Cannot lock file .../status"), and 
 that imported chdb and then forked hangs in the child: import this module only in the one
 process that owns the store, after any fork (hutch/wiring.py does it lazily).
 Queries run in the caller's thread; chDB releases the GIL while the engine works, so the
-async services call it through a thread pool.
+async services call it through a thread pool. Each query borrows a connection of its own from
+a small pool: a chDB connection keeps a failed query's partial output and hands it to the next
+query on that connection (seen with chdb 4.4), so a connection that saw an error is closed and
+replaced, and no two queries ever share one.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import re
 import threading
 import time
@@ -16,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import chdb
 import orjson
-from chdb import session as chdb_session
 
 from storage.analytics.params import format_params
 from storage.analytics.protocol import QueryResult
 from storage.errors import BadQuery, Unavailable
+
+log = logging.getLogger(__name__)
 
 _CODE = re.compile(r"Code: (\d+)\.")
 _UNAVAILABLE_CODES = {
@@ -66,16 +73,45 @@ def _translate(exc: Exception) -> Exception:
     return BadQuery(message, code)
 
 
+POOL_SIZE = 8
+
+
 class ChdbAnalytics:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            self._session = chdb_session.Session(str(path))
-        except Exception as exc:
-            raise _translate(exc) from exc
-        self._path = path
+        self._path = str(path)
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._created = 0
+        self._pool_lock = threading.Lock()
         self._closed = False
         self._ddl_lock = threading.Lock()
+        self._pool.put(self._connect())  # fails early if the directory is locked
+
+    def _connect(self) -> Any:
+        try:
+            conn = chdb.connect(self._path)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        with self._pool_lock:
+            self._created += 1
+        return conn
+
+    def _borrow(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._pool_lock:
+            room = self._created < POOL_SIZE
+        return self._connect() if room else self._pool.get()
+
+    def _discard(self, conn: Any) -> None:
+        with self._pool_lock:
+            self._created -= 1
+        try:
+            conn.close()
+        except Exception:  # a broken connection may fail to close; it is dropped either way
+            log.debug("closing a failed chDB connection raised", exc_info=True)
 
     def execute(self, sql: str) -> None:
         with self._ddl_lock:
@@ -120,19 +156,28 @@ class ChdbAnalytics:
         return str(result.rows[0][0]).replace(" ", "T") + "Z"
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._session.close()
+        if self._closed:
+            return
+        self._closed = True
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            self._discard(conn)
 
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None = None) -> bytes:
         if self._closed:
             raise Unavailable("analytics store is closed")
+        conn = self._borrow()
         try:
             if params:
-                result = self._session.query(sql, fmt, params=format_params(params))
+                result = conn.query(sql, fmt, params=format_params(params))
             else:
-                result = self._session.query(sql, fmt)
+                result = conn.query(sql, fmt)
+            data: bytes = result.bytes() if result is not None else b""
         except Exception as exc:
+            self._discard(conn)
             raise _translate(exc) from exc
-        data: bytes = result.bytes() if result is not None else b""
+        self._pool.put(conn)
         return data

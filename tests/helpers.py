@@ -1,0 +1,72 @@
+"""Test helpers: run `hutch` admin commands, wait for projections, read error bodies."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from hutch.cli import main
+
+T = TypeVar("T")
+
+
+def hutch(data: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """Run a `hutch` command in-process; its exit code and the JSON it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--data", str(data), *args])
+    text = out.getvalue().strip() or err.getvalue().strip().splitlines()[-1]
+    return code, orjson.loads(text)
+
+
+def developer_with_app(data: Path, developer: str, app: str) -> tuple[str, str]:
+    """Create a developer, an app and a token; returns (secret, token)."""
+    hutch(data, "developer", "create", developer)
+    code, created = hutch(data, "app", "create", app, "--developer", developer)
+    assert code == 0, created
+    code, token = hutch(data, "token", "create", "--developer", developer)
+    assert code == 0, token
+    return str(created["secret"]), str(token["token"])
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 15.0) -> T:
+    """Call `probe` until it returns something truthy (projections are asynchronous)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s; last value {value!r}")
+        time.sleep(0.05)
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The `error` object of a JSON error answer (and check it is one)."""
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert {"code", "message"} <= set(body["error"]), body
+    return dict(body["error"])
+
+
+def list_all(client: httpx.Client, path: str, key: str, **params: str) -> list[dict[str, Any]]:
+    """Every item of a cursor-paginated listing."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = dict(params, **({"cursor": cursor} if cursor else {}))
+        page = client.get(path, params=query)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.extend(body[key])
+        cursor = body["next"]
+        if cursor is None:
+            return items

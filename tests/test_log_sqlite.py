@@ -1,0 +1,61 @@
+"""The SQLite event log passes the log conformance suite, plus what only it promises."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from storage.log.sqlite import SQLiteLog
+from tests.conformance.log import TOPIC, LogConformance, LogFactory, envelope, read_all
+
+
+class TestSQLiteLog(LogConformance):
+    @pytest.fixture
+    def new_log(self, tmp_path: Path) -> LogFactory:
+        return lambda: SQLiteLog(tmp_path / "log.db")
+
+
+def _append_in_child(path: str, key: str, count: int) -> None:
+    import asyncio
+
+    async def run() -> None:
+        log = SQLiteLog(Path(path))
+        await log.start()
+        for i in range(count):
+            await log.append(TOPIC, [envelope(i, key=key)])
+        await log.close()
+
+    asyncio.run(run())
+
+
+async def test_several_processes_append_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    ctx = multiprocessing.get_context("spawn")
+    children = [
+        ctx.Process(target=_append_in_child, args=(str(path), f"proc-{n}", 100)) for n in range(3)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    log = SQLiteLog(path)
+    await log.start()
+    records = await read_all(log, TOPIC, {})
+    await log.close()
+    assert [r.offset for r in records] == list(range(300))
+    for n in range(3):
+        mine = [r.envelope.payload for r in records if r.envelope.key == f"proc-{n}"]
+        assert mine == [f'{{"n":{i}}}'.encode() for i in range(100)]
+
+
+async def test_an_unwritable_log_answers_unavailable(tmp_path: Path) -> None:
+    from storage.errors import Unavailable
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    log = SQLiteLog(blocker / "log.db")
+    with pytest.raises(Unavailable):
+        await log.start()
