@@ -82,7 +82,8 @@ class AnalyticsConformance:
         )
         assert int(result.rows[0][0]) == 2
         result = analytics.query(
-            f"SELECT count() FROM {table} WHERE app IN {{apps:Array(String)}} AND n >= {{n:UInt64}}",
+            f"SELECT count() FROM {table} "
+            "WHERE app IN {apps:Array(String)} AND n >= {n:UInt64}",
             {"apps": ["other", "it's\ta \\ app"], "n": 2**63},
         )
         assert int(result.rows[0][0]) == 3

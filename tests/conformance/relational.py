@@ -52,9 +52,13 @@ class RelationalConformance:
         assert store.fetchall("SELECT name, created_at FROM developers") == [("a", 1)]
 
     def test_a_transaction_rolls_back_on_error(self, store: Relational) -> None:
-        with pytest.raises(RuntimeError), store.transaction() as tx:
-            tx.execute("INSERT INTO developers (name, created_at) VALUES ('b', 1)")
-            raise RuntimeError("boom")
+        def write_then_fail() -> None:
+            with store.transaction() as tx:
+                tx.execute("INSERT INTO developers (name, created_at) VALUES ('b', 1)")
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            write_then_fail()
         assert store.fetchall("SELECT name FROM developers") == []
 
     def test_a_duplicate_key_is_a_conflict(self, store: Relational) -> None:
