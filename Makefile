@@ -15,12 +15,26 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hutch serve
 
+# The whole suite on the embedded backends; with HUTCH_TEST_KAFKA / HUTCH_TEST_POSTGRES set
+# (`eval "$$(bash ops/services.sh env)"`), the integration tests run and the suite runs again
+# on Kafka and PostgreSQL.
 test: $(STAMP)
 	$(BIN)/pytest -q
+	@if [ -n "$$HUTCH_TEST_KAFKA$$HUTCH_TEST_POSTGRES" ]; then \
+		echo "== the suite again on the production backends (Kafka, PostgreSQL)"; \
+		HUTCH_TEST_BACKENDS=production $(BIN)/pytest -q -m "not slow"; \
+	fi
+
+# Install (once) and start Kafka and PostgreSQL on 127.0.0.1; prints the settings to export.
+services:
+	bash ops/services.sh start
+
+services-stop:
+	bash ops/services.sh stop
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

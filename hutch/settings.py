@@ -65,7 +65,7 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_PROJECTOR_BATCH", "20000", "most log records a projector applies in one batch"
     ),
     "projector_wait_ms": Option(
-        "HUTCH_PROJECTOR_WAIT_MS", "50", "how long a projector waits to fill a batch, in ms"
+        "HUTCH_PROJECTOR_WAIT_MS", "50", "ms a projector waits after a small batch, to batch more"
     ),
     "append_timeout_s": Option(
         "HUTCH_APPEND_TIMEOUT", "5", "seconds ingest waits for the log before answering 503"

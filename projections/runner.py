@@ -85,28 +85,18 @@ class AnalyticsRunner:
         await self.consumer.start()
         try:
             while not stop.is_set():
-                records = await self._fill(stop)
+                records = await self.consumer.poll(self.batch, 1.0)
                 for chunk in chunks(records):
                     await self._apply(chunk, stop)
                 await self._report_lag()
+                if 0 < len(records) < self.batch:
+                    # A small batch: let the log fill a little before the next poll. Polls are
+                    # never merged, so a batch delivered again after a crash is written with
+                    # exactly its first boundaries (and its deduplication tokens).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.linger_s)
         finally:
             await self.consumer.close()
-
-    async def _fill(self, stop: asyncio.Event) -> list[Record]:
-        """A batch: wait up to a second for the first records, then linger for more."""
-        records = await self.consumer.poll(self.batch, 1.0)
-        if not records or len(records) >= self.batch:
-            return records
-        deadline = time.monotonic() + self.linger_s
-        while len(records) < self.batch and not stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            more = await self.consumer.poll(self.batch - len(records), remaining)
-            if not more:
-                break
-            records.extend(more)
-        return records
 
     async def _apply(self, chunk: list[Record], stop: asyncio.Event) -> None:
         rows = await asyncio.to_thread(self.projection.transform, chunk)
