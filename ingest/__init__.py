@@ -1,0 +1,1 @@
+"""The write side: Falcon resources that validate, authenticate and append to the log."""
