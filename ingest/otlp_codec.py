@@ -31,13 +31,13 @@ from ingest.otlp_lite import check_protobuf
 from ingest.otlp_rules import (
     ITEM_NOUN,
     NO_METRIC_DATA,
-    Checked,
-    Signal,
     Tally,
     histogram_point_problem,
     log_problem,
     span_problem,
 )
+from ingest.otlp_rules import Checked as Checked  # re-exported: part of this API
+from ingest.otlp_rules import Signal as Signal
 from schemas.envelope import JSON, PROTOBUF
 
 Encoding = Literal["protobuf", "json"]

@@ -83,7 +83,7 @@ def transform(records: Sequence[Record]) -> Rows:
 class OtelLogsProjection:
     name = "otel_logs"
     topics: tuple[Topic, ...] = ("otlp.logs",)
-    tables = (LOGS,)
+    tables: tuple[str, ...] = (LOGS,)
 
     def __init__(self, retention_days: int) -> None:
         self._retention_days = retention_days

@@ -179,7 +179,7 @@ def transform(records: Sequence[Record]) -> Rows:
 class OtelMetricsProjection:
     name = "otel_metrics"
     topics: tuple[Topic, ...] = ("otlp.metrics",)
-    tables = (GAUGE, SUM, HISTOGRAM, EXPONENTIAL_HISTOGRAM, SUMMARY)
+    tables: tuple[str, ...] = (GAUGE, SUM, HISTOGRAM, EXPONENTIAL_HISTOGRAM, SUMMARY)
 
     def __init__(self, retention_days: int) -> None:
         self._retention_days = retention_days

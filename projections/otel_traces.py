@@ -140,7 +140,7 @@ def transform(records: Sequence[Record]) -> Rows:
 class OtelTracesProjection:
     name = "otel_traces"
     topics: tuple[Topic, ...] = ("otlp.traces",)
-    tables = (TRACES, TRACE_ID_TS)
+    tables: tuple[str, ...] = (TRACES, TRACE_ID_TS)
 
     def __init__(self, retention_days: int) -> None:
         self._retention_days = retention_days
