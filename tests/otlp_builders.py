@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -98,3 +101,22 @@ def record(
         type, "otlp.metrics"
     )
     return Record(topic=topic, partition=0, offset=offset, envelope=envelope)  # type: ignore[arg-type]
+
+
+def otlp_json(message: Message) -> dict[str, Any]:
+    """The OTLP/JSON form of a request: proto3 JSON with hex ids and integer enums."""
+    document: dict[str, Any] = json_format.MessageToDict(message, use_integers_for_enums=True)
+
+    def hexify(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("traceId", "spanId", "parentSpanId"):
+                    node[key] = base64.b64decode(value).hex()
+                else:
+                    hexify(value)
+        elif isinstance(node, list):
+            for item in node:
+                hexify(item)
+
+    hexify(document)
+    return document

@@ -33,8 +33,18 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-from otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, record, span, traces
-from test_otlp_codec import _json
+from otlp_builders import (
+    SPAN_ID,
+    T0,
+    TRACE_ID,
+    kv,
+    logs,
+    metrics,
+    otlp_json,
+    record,
+    span,
+    traces,
+)
 
 from projections.base import AnalyticsProjection
 from projections.otel_logs import OtelLogsProjection
@@ -138,7 +148,7 @@ def test_rejected_spans_are_dropped_and_json_records_give_the_same_rows() -> Non
     projection = OtelTracesProjection(30)
     from_protobuf = projection.transform([record("otlp.traces.v1", request.SerializeToString())])
     from_json = projection.transform(
-        [record("otlp.traces.v1", orjson.dumps(_json(request)), content_type=JSON)]
+        [record("otlp.traces.v1", orjson.dumps(otlp_json(request)), content_type=JSON)]
     )
     assert from_protobuf["otel_traces"]["SpanId"] == ["0000000000000001"]
     assert from_json == from_protobuf

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 import tracemalloc
 import zlib
@@ -10,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from google.protobuf import json_format
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
@@ -25,7 +23,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     NumberDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, span, traces
+from otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
 
 from ingest.otlp_codec import (
     BadRequest,
@@ -208,14 +206,14 @@ def test_metric_points_are_counted_and_bad_ones_rejected() -> None:
     checked = check("metrics", body, "protobuf")
     assert (checked.items, checked.rejected) == (6, 2)
     assert "bucket_counts" in checked.reason
-    as_json = orjson.dumps(_json(metrics(gauge, histogram, empty)))
+    as_json = orjson.dumps(otlp_json(metrics(gauge, histogram, empty)))
     assert check("metrics", as_json, "json") == checked
 
 
 # --- responses ----------------------------------------------------------------------------
 
 
-def test_partial_success_in_protobuf_and_json() -> None:
+def test_partial_success_in_protobuf_andotlp_json() -> None:
     checked = Checked(items=10, rejected=2, reason="span span_id must be 8 bytes")
     response = ExportTraceServiceResponse.FromString(
         encode_response("traces", checked, "protobuf")
@@ -245,31 +243,12 @@ def test_status_body_for_errors() -> None:
 # --- OTLP/JSON ----------------------------------------------------------------------------
 
 
-def _json(message: Any) -> dict[str, Any]:
-    """The OTLP/JSON form of a request: proto3 JSON with hex ids and integer enums."""
-    document: dict[str, Any] = json_format.MessageToDict(message, use_integers_for_enums=True)
-
-    def hexify(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("traceId", "spanId", "parentSpanId"):
-                    node[key] = base64.b64decode(value).hex()
-                else:
-                    hexify(value)
-        elif isinstance(node, list):
-            for item in node:
-                hexify(item)
-
-    hexify(document)
-    return document
-
-
 def test_json_with_hex_ids_decodes_like_protobuf() -> None:
     request = traces(
         span(1, parent_span_id=SPAN_ID, attributes=[kv("n", 7), kv("ok", True), kv("b", b"\x00")]),
         span(2, status={"code": 2, "message": "boom"}, events=[{"name": "e", "time_unix_nano": 5}]),
     )
-    document = _json(request)
+    document = otlp_json(request)
     assert document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == TRACE_ID.hex()
     decoded = decode_request("traces", orjson.dumps(document), "application/json; charset=utf-8")
     assert decoded == request
@@ -376,7 +355,7 @@ def test_malformed_json_is_400(body: bytes) -> None:
 def test_decode_request_reads_both_stored_encodings() -> None:
     request = logs(LogRecord(time_unix_nano=T0, trace_id=TRACE_ID, body=kv("", "x").value))
     from_protobuf = decode_request("logs", request.SerializeToString(), "application/x-protobuf")
-    from_json = decode_request("logs", orjson.dumps(_json(request)), "application/json")
+    from_json = decode_request("logs", orjson.dumps(otlp_json(request)), "application/json")
     assert from_protobuf == from_json == request
     with pytest.raises(UnsupportedMediaType):
         decode_request("logs", b"", "text/plain")

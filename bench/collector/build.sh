@@ -14,7 +14,7 @@ binary="$out/otelcol-hutch-bench"
 
 if ! command -v go >/dev/null 2>&1; then
     echo "bench/collector/build.sh: Go is not installed, so the Collector peer cannot be built;" >&2
-    echo "install Go 1.24 or newer (apt-get install golang-go, or go.dev) and run this again." >&2
+    echo "install Go 1.26 or newer (what Collector v0.165.0 needs) and run this again." >&2
     exit 3
 fi
 
