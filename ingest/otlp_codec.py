@@ -5,7 +5,8 @@ Pure functions, no Falcon. An OTLP resource does, in order:
     encoding = encoding_of(req.content_type)                  # 415
     body = inflate(raw, req.get_header("Content-Encoding"), limit)   # 413, 415, 400
     checked = check(signal, body, encoding)                   # 400
-    ... append one record: payload=body, content_type=content_type(encoding) ...
+    if checked.accepted:  # an empty or wholly rejected request has nothing to keep
+        ... append one record: payload=body, content_type=content_type(encoding) ...
     answer 200, content_type(encoding), encode_response(signal, checked, encoding)
 
 and answers an OtlpError with its `status` and `encode_status(str(error), encoding)`.
@@ -32,7 +33,6 @@ from ingest.otlp_rules import (
     ITEM_NOUN,
     NO_METRIC_DATA,
     Tally,
-    histogram_point_problem,
     log_problem,
     span_problem,
 )
@@ -234,13 +234,7 @@ def _validate_metric(metric: Message, tally: Tally) -> None:
         tally.items += 1
         tally.reject(NO_METRIC_DATA)
         return
-    points = getattr(metric, kind).data_points
-    tally.items += len(points)
-    if kind == "histogram":
-        for point in points:
-            problem = histogram_point_problem(len(point.bucket_counts), len(point.explicit_bounds))
-            if problem:
-                tally.reject(problem)
+    tally.items += len(getattr(metric, kind).data_points)
 
 
 def encode_response(signal: Signal, checked: Checked, encoding: Encoding) -> bytes:

@@ -23,7 +23,6 @@ from ingest.otlp_rules import (
     Checked,
     Signal,
     Tally,
-    histogram_point_problem,
     log_problem,
     span_problem,
 )
@@ -52,24 +51,13 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str]]]] = [
         [
             ("gauge", 5, _F.TYPE_MESSAGE, False, "Points"),
             ("sum", 7, _F.TYPE_MESSAGE, False, "Points"),
-            ("histogram", 9, _F.TYPE_MESSAGE, False, "Histogram"),
+            ("histogram", 9, _F.TYPE_MESSAGE, False, "Points"),
             ("exponential_histogram", 10, _F.TYPE_MESSAGE, False, "Points"),
             ("summary", 11, _F.TYPE_MESSAGE, False, "Points"),
         ],
     ),
     ("Points", [("data_points", 1, _F.TYPE_BYTES, True, "")]),
-    ("Histogram", [("data_points", 1, _F.TYPE_MESSAGE, True, "HistogramPoint")]),
-    (
-        "HistogramPoint",
-        [
-            ("bucket_counts", 6, _F.TYPE_FIXED64, True, ""),
-            ("explicit_bounds", 7, _F.TYPE_DOUBLE, True, ""),
-        ],
-    ),
 ]
-
-_POINT_KINDS = ("gauge", "sum", "exponential_histogram", "summary")
-
 
 def _classes() -> dict[str, type[Message]]:
     proto = descriptor_pb2.FileDescriptorProto(
@@ -77,11 +65,15 @@ def _classes() -> dict[str, type[Message]]:
     )
     for name, fields in _SCHEMA:
         message = proto.message_type.add(name=name)
+        if name == "Metric":  # its data kinds form a oneof, as in the real Metric
+            message.oneof_decl.add(name="data")
         for field, number, kind, repeated, type_name in fields:
             spec = message.field.add(name=field, number=number, type=kind)
             spec.label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
             if type_name:
                 spec.type_name = f".{_PACKAGE}.{type_name}"
+            if name == "Metric":
+                spec.oneof_index = 0
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return {
@@ -149,20 +141,10 @@ def _check_metrics(body: bytes) -> Checked:
     for resource_metrics in request.resource_metrics:  # type: ignore[attr-defined]
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                if metric.HasField("histogram"):
-                    for point in metric.histogram.data_points:
-                        tally.items += 1
-                        problem = histogram_point_problem(
-                            len(point.bucket_counts), len(point.explicit_bounds)
-                        )
-                        if problem:
-                            tally.reject(problem)
-                    continue
-                for kind in _POINT_KINDS:
-                    if metric.HasField(kind):
-                        tally.items += len(getattr(metric, kind).data_points)
-                        break
-                else:
+                kind = metric.WhichOneof("data")
+                if kind is None:
                     tally.items += 1
                     tally.reject(NO_METRIC_DATA)
+                    continue
+                tally.items += len(getattr(metric, kind).data_points)
     return tally.result()

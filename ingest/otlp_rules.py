@@ -34,14 +34,10 @@ def log_problem(trace_id: bytes, span_id: bytes) -> str | None:
 
 
 NO_METRIC_DATA = "metric has no data (gauge, sum, histogram, exponential_histogram or summary)"
-"""A metric without a known data field carries no point; it counts as one rejected point."""
+"""A metric without a known data field carries no point; it counts as one rejected point.
 
-
-def histogram_point_problem(bucket_counts: int, explicit_bounds: int) -> str | None:
-    """Why a histogram data point is rejected, or None: its buckets must match its bounds."""
-    if bucket_counts and bucket_counts != explicit_bounds + 1:
-        return "histogram data point needs len(bucket_counts) == len(explicit_bounds) + 1"
-    return None
+Data points themselves are not checked: like the Collector, Hutch stores what it is sent
+(a histogram whose bucket_counts do not match its bounds included)."""
 
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -58,6 +54,10 @@ class Checked:
     rejected: int = 0
     reason: str = ""
     """Why the first rejected item was rejected; empty when none was."""
+
+    @property
+    def accepted(self) -> int:
+        return self.items - self.rejected
 
 
 class Tally:

@@ -8,7 +8,6 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ingest.otlp_rules import histogram_point_problem
 from projections.base import Rows
 from projections.otel_common import (
     attributes,
@@ -114,8 +113,6 @@ def _point_rows(kind: str, data: Any, common: tuple[Any, ...]) -> list[tuple[Any
                 data.aggregation_temporality, data.is_monotonic,
             ))
         elif kind == "histogram":
-            if histogram_point_problem(len(p.bucket_counts), len(p.explicit_bounds)):
-                continue
             rows.append((
                 *head, p.count, float64(p.sum), list(p.bucket_counts),
                 [float64(b) for b in p.explicit_bounds], *_exemplars(p.exemplars), p.flags,

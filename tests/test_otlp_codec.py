@@ -38,6 +38,7 @@ from ingest.otlp_codec import (
     encoding_of,
     inflate,
 )
+from ingest.otlp_rules import NO_METRIC_DATA
 
 MiB = 1 << 20
 
@@ -150,7 +151,7 @@ def test_valid_spans_are_all_accepted() -> None:
 def test_spans_with_bad_ids_are_rejected(bad: dict[str, bytes], reason: str) -> None:
     body = traces(span(1), span(2, **bad), span(3)).SerializeToString()
     checked = check("traces", body, "protobuf")
-    assert (checked.items, checked.rejected) == (3, 1)
+    assert (checked.items, checked.rejected, checked.accepted) == (3, 1, 2)
     assert reason in checked.reason
 
 
@@ -195,17 +196,17 @@ def test_log_records_with_bad_ids_are_rejected() -> None:
     assert checked.reason == "log record trace_id must be empty or 16 bytes"
 
 
-def test_metric_points_are_counted_and_bad_ones_rejected() -> None:
+def test_metric_points_are_counted_and_metrics_without_data_rejected() -> None:
     gauge = Metric(name="g", gauge=Gauge(data_points=[NumberDataPoint(as_int=1)] * 2))
     good = HistogramDataPoint(bucket_counts=[1, 2, 3], explicit_bounds=[1.0, 2.0])
-    mismatched = HistogramDataPoint(bucket_counts=[1, 2], explicit_bounds=[1.0, 2.0])
+    odd = HistogramDataPoint(bucket_counts=[1, 2], explicit_bounds=[1.0, 2.0])  # kept, as the
+    # Collector keeps it
     no_buckets = HistogramDataPoint(count=3, sum=4.5)
-    histogram = Metric(name="h", histogram=Histogram(data_points=[good, mismatched, no_buckets]))
+    histogram = Metric(name="h", histogram=Histogram(data_points=[good, odd, no_buckets]))
     empty = Metric(name="nothing")
     body = metrics(gauge, histogram, empty).SerializeToString()
     checked = check("metrics", body, "protobuf")
-    assert (checked.items, checked.rejected) == (6, 2)
-    assert "bucket_counts" in checked.reason
+    assert checked == Checked(items=6, rejected=1, reason=NO_METRIC_DATA)
     as_json = orjson.dumps(otlp_json(metrics(gauge, histogram, empty)))
     assert check("metrics", as_json, "json") == checked
 
