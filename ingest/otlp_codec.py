@@ -1,0 +1,266 @@
+"""OTLP/HTTP bodies: media type, compression, decoding, cheap validation and responses.
+
+Pure functions, no Falcon. An OTLP resource does, in order:
+
+    encoding = encoding_of(req.content_type)                  # 415
+    body = inflate(raw, req.get_header("Content-Encoding"), limit)   # 413, 415, 400
+    checked = check(signal, body, encoding)                   # 400
+    if checked.accepted:  # an empty or wholly rejected request has nothing to keep
+        ... append one record: payload=body, content_type=content_type(encoding) ...
+    answer 200, content_type(encoding), encode_response(signal, checked, encoding)
+
+and answers an OtlpError with its `status` and `encode_status(str(error), encoding)`.
+Projectors call decode_request() on the stored payload and drop the items the rules in
+ingest.otlp_rules reject, the ones check() counted.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Literal
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from ingest import otlp_json
+from ingest.otlp_lite import check_protobuf
+from ingest.otlp_rules import (
+    ITEM_NOUN,
+    NO_METRIC_DATA,
+    Tally,
+    log_problem,
+    span_problem,
+)
+from ingest.otlp_rules import Checked as Checked  # re-exported: part of this API
+from ingest.otlp_rules import Signal as Signal
+from schemas.envelope import JSON, PROTOBUF
+
+Encoding = Literal["protobuf", "json"]
+
+INVALID_ARGUMENT = 3
+"""google.rpc.Code for a request that cannot be decoded; OTLP clients only log the code."""
+
+
+class OtlpError(Exception):
+    """A request OTLP/HTTP refuses; `status` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class BadRequest(OtlpError):
+    """The body cannot be decoded (truncated or garbage protobuf, malformed JSON or gzip)."""
+
+
+class BodyTooLarge(OtlpError):
+    status = 413
+
+
+class UnsupportedMediaType(OtlpError):
+    """A Content-Type other than protobuf or JSON, or a Content-Encoding we do not decode."""
+
+    status = 415
+
+
+REQUESTS: dict[Signal, type[Message]] = {
+    "traces": trace_service_pb2.ExportTraceServiceRequest,
+    "metrics": metrics_service_pb2.ExportMetricsServiceRequest,
+    "logs": logs_service_pb2.ExportLogsServiceRequest,
+}
+_RESPONSES: dict[Signal, type[Message]] = {
+    "traces": trace_service_pb2.ExportTraceServiceResponse,
+    "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+    "logs": logs_service_pb2.ExportLogsServiceResponse,
+}
+_REJECTED_FIELD: dict[Signal, str] = {
+    "traces": "rejected_spans",
+    "metrics": "rejected_data_points",
+    "logs": "rejected_log_records",
+}
+_FULL_SUCCESS: dict[Encoding, bytes] = {"protobuf": b"", "json": b"{}"}
+
+
+def encoding_of(content_type: str | None) -> Encoding:
+    """The payload encoding a Content-Type names; parameters such as charset are ignored."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == PROTOBUF:
+        return "protobuf"
+    if media == JSON:
+        return "json"
+    raise UnsupportedMediaType(
+        f"Content-Type must be {PROTOBUF} or {JSON}, not {media or 'missing'!r}"
+    )
+
+
+def content_type(encoding: Encoding) -> str:
+    return PROTOBUF if encoding == "protobuf" else JSON
+
+
+class Inflater:
+    """Decodes a Content-Encoding chunk by chunk, refusing output past `limit` bytes.
+
+    The limit applies to the decompressed size, and decompression stops one byte past it,
+    so a small gzip bomb never inflates in memory. Concatenated gzip members are read as
+    one stream, as Go's gzip reader does.
+    """
+
+    __slots__ = ("_chunks", "_done", "_limit", "_size", "_stream", "_wbits")
+
+    def __init__(self, content_encoding: str | None, limit: int) -> None:
+        coding = (content_encoding or "identity").strip().lower()
+        wbits = {"identity": 0, "gzip": 31, "x-gzip": 31, "deflate": 15}.get(coding)
+        if wbits is None:
+            raise UnsupportedMediaType(
+                f"Content-Encoding must be gzip, deflate or identity, not {coding!r}"
+            )
+        self._wbits = wbits
+        self._limit = limit
+        self._size = 0
+        self._chunks: list[bytes] = []
+        self._stream = zlib.decompressobj(wbits) if wbits else None
+        self._done = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._stream is None:
+            self._take(chunk)
+            return
+        data = chunk
+        while data:
+            if self._done:  # the previous member ended: the next one starts here
+                self._stream = zlib.decompressobj(self._wbits)
+                self._done = False
+            try:
+                self._take(self._stream.decompress(data, self._limit - self._size + 1))
+            except zlib.error as exc:
+                raise BadRequest(f"the body is not valid {self._coding()}: {exc}") from None
+            if self._stream.eof:
+                self._done = True
+                data = self._stream.unused_data
+            else:
+                data = self._stream.unconsumed_tail
+
+    def finish(self) -> bytes:
+        """The whole decoded body. Raises BadRequest if a compressed stream was cut short."""
+        if self._stream is not None and not self._done:
+            raise BadRequest(f"the body is a truncated {self._coding()} stream")
+        return b"".join(self._chunks)
+
+    def _take(self, out: bytes) -> None:
+        self._size += len(out)
+        if self._size > self._limit:
+            raise BodyTooLarge(f"the body is over the {self._limit}-byte limit once decoded")
+        self._chunks.append(out)
+
+    def _coding(self) -> str:
+        return "gzip" if self._wbits == 31 else "deflate"
+
+
+def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The decoded body of a request read whole; see Inflater."""
+    inflater = Inflater(content_encoding, limit)
+    inflater.feed(body)
+    return inflater.finish()
+
+
+def decode_request(signal: Signal, payload: bytes, content_type: str) -> Message:
+    """The Export<Signal>ServiceRequest in `payload`, binary or OTLP/JSON.
+
+    Raises BadRequest when it cannot be decoded, UnsupportedMediaType for another type.
+    """
+    request_type = REQUESTS[signal]
+    if encoding_of(content_type) == "protobuf":
+        try:
+            return request_type.FromString(payload)
+        except DecodeError as exc:
+            raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    try:
+        return otlp_json.parse(document, request_type)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
+
+
+def check(signal: Signal, body: bytes, encoding: Encoding) -> Checked:
+    """Count the request's items and those the rules reject. Raises BadRequest.
+
+    Binary requests are checked on their skeleton only (ingest.otlp_lite); JSON requests
+    are decoded whole, since their ids must be converted anyway.
+    """
+    if encoding == "protobuf":
+        try:
+            return check_protobuf(signal, body)
+        except DecodeError as exc:
+            raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
+    return validate(signal, decode_request(signal, body, JSON))
+
+
+def validate(signal: Signal, request: Message) -> Checked:
+    """check() on a decoded request."""
+    tally = Tally()
+    if signal == "traces":
+        for resource_spans in request.resource_spans:  # type: ignore[attr-defined]
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    tally.items += 1
+                    problem = span_problem(span.trace_id, span.span_id)
+                    if problem:
+                        tally.reject(problem)
+    elif signal == "logs":
+        for resource_logs in request.resource_logs:  # type: ignore[attr-defined]
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    tally.items += 1
+                    problem = log_problem(record.trace_id, record.span_id)
+                    if problem:
+                        tally.reject(problem)
+    else:
+        for resource_metrics in request.resource_metrics:  # type: ignore[attr-defined]
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    _validate_metric(metric, tally)
+    return tally.result()
+
+
+def _validate_metric(metric: Message, tally: Tally) -> None:
+    kind = metric.WhichOneof("data")
+    if kind is None:
+        tally.items += 1
+        tally.reject(NO_METRIC_DATA)
+        return
+    tally.items += len(getattr(metric, kind).data_points)
+
+
+def encode_response(signal: Signal, checked: Checked, encoding: Encoding) -> bytes:
+    """The 200 answer: Export<Signal>ServiceResponse, with partial_success when any item
+    was rejected (and left unset otherwise, as the spec requires)."""
+    if not checked.rejected:
+        return _FULL_SUCCESS[encoding]
+    response = _RESPONSES[signal]()
+    partial = response.partial_success  # type: ignore[attr-defined]
+    setattr(partial, _REJECTED_FIELD[signal], checked.rejected)
+    partial.error_message = (
+        f"{checked.rejected} of {checked.items} {ITEM_NOUN[signal]} rejected: {checked.reason}"
+    )
+    return _serialize(response, encoding)
+
+
+def encode_status(message: str, encoding: Encoding, code: int = INVALID_ARGUMENT) -> bytes:
+    """The body of a 4xx/5xx answer: a google.rpc.Status."""
+    return _serialize(status_pb2.Status(code=code, message=message), encoding)
+
+
+def _serialize(message: Message, encoding: Encoding) -> bytes:
+    if encoding == "protobuf":
+        return message.SerializeToString()
+    return orjson.dumps(json_format.MessageToDict(message))
+
+
+def _name(signal: Signal) -> str:
+    return REQUESTS[signal].DESCRIPTOR.name
