@@ -16,6 +16,9 @@ from schemas.envelope import JSON, new_envelope, now_micros
 from schemas.telemetry import parse_events
 from storage.log import EventLog
 
+APPENDED_HERE = APPENDED.labels("telemetry")
+APPEND_SECONDS_HERE = APPEND_SECONDS.labels("telemetry")
+
 
 class TelemetryIngest:
     def __init__(self, log: EventLog, auth: Authenticator, max_body_bytes: int) -> None:
@@ -46,8 +49,8 @@ class TelemetryIngest:
             for event in events
         ]
         await self._log.append("telemetry", envelopes)
-        APPENDED.labels("telemetry").inc(len(envelopes))
-        APPEND_SECONDS.labels("telemetry").observe(time.perf_counter() - started)
+        APPENDED_HERE.inc(len(envelopes))
+        APPEND_SECONDS_HERE.observe(time.perf_counter() - started)
         resp.status = falcon.HTTP_202
         resp.data = orjson.dumps({"accepted": len(envelopes)})
         resp.content_type = falcon.MEDIA_JSON

@@ -18,8 +18,9 @@ TABLE = "telemetry_events"
 
 
 def clickhouse_micros(micros: int) -> str:
-    """A DateTime64(6) value as ClickHouse's JSON input reads it: seconds with a fraction."""
-    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    """A DateTime64(6) value as ClickHouse's JSON input reads it: seconds (ten digits, or
+    the engine refuses it) and a fraction. A bare integer would be read as seconds."""
+    return f"{micros // 1_000_000:010d}.{micros % 1_000_000:06d}"
 
 
 def transform(records: Sequence[Record], retention_of: Callable[[str], int]) -> Rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from schemas.envelope import Envelope
 from schemas.events import Topic
@@ -17,8 +17,9 @@ class Position:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """Immutable; a NamedTuple for the same reason as Envelope (built per record read)."""
+
     topic: Topic
     partition: int
     offset: int

@@ -1,0 +1,78 @@
+"""Single-event POST /api/telemetry: Hutch ingest against the bare Falcon ceiling.
+
+Both run under the same gunicorn configuration (hutch/gunicorn_conf.py: uvicorn workers,
+HUTCH_WORKERS of them) and take the same wrk load, alternately, in one run. Hutch answers 202
+only once the event is durable in the log (SQLite, synchronous=FULL, group commit), so the
+ratio is the cost of durability, authentication and the envelope.
+
+    .venv/bin/python -m bench.ingest [--seconds 10] [--connections 64] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.common import PYTHON, ROOT, free_port, process, wait_port, wrk
+
+SCRIPT = ROOT / "bench" / "post_event.lua"
+
+
+def run_bare(workers: int, seconds: int, connections: int) -> dict[str, float]:
+    port = free_port()
+    env = {"HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_WORKERS": str(workers)}
+    argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", "bench.bare_app:app"]
+    with process(argv, env):
+        wait_port(port)
+        wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=2, connections=connections)
+        return wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=seconds, connections=connections)
+
+
+def run_hutch(workers: int, seconds: int, connections: int, log_url: str | None) -> dict[str, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
+        data = Path(tmp) / "data"
+        env = {"HUTCH_DATA": str(data), "HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_WORKERS": str(workers), "HUTCH_LOG_LEVEL": "WARNING"}
+        if log_url:
+            env["HUTCH_LOG"] = log_url
+        hutch = [PYTHON, "-m", "hutch"]
+        run = lambda *a: json.loads(subprocess.run([*hutch, *a], env={**__import__("os").environ, **env}, capture_output=True, text=True, check=True).stdout)  # noqa: E731
+        run("developer", "create", "bench")
+        secret = run("app", "create", "bench-app", "--developer", "bench")["secret"]
+        with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log"):
+            wait_port(port)
+            load_env = {"HUTCH_BENCH_SECRET": secret}
+            url = f"http://127.0.0.1:{port}/api/telemetry"
+            wrk(url, SCRIPT, seconds=2, connections=connections, env=load_env)
+            return wrk(url, SCRIPT, seconds=seconds, connections=connections, env=load_env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--log", help="HUTCH_LOG for Hutch (default: the embedded SQLite log)")
+    args = parser.parse_args()
+    bare, hutch = [], []
+    for _ in range(args.rounds):
+        bare.append(run_bare(args.workers, args.seconds, args.connections))
+        hutch.append(run_hutch(args.workers, args.seconds, args.connections, args.log))
+    bare_rps = statistics.median(r["rps"] for r in bare)
+    hutch_rps = statistics.median(r["rps"] for r in hutch)
+    print(json.dumps({
+        "bare_rps": round(bare_rps), "hutch_rps": round(hutch_rps), "ratio": round(hutch_rps / bare_rps, 3),
+        "hutch_p50_ms": statistics.median(r.get("p50_ms", 0) for r in hutch),
+        "hutch_p99_ms": statistics.median(r.get("p99_ms", 0) for r in hutch),
+        "hutch_non2xx": sum(r["non2xx"] for r in hutch), "bare_runs": bare, "hutch_runs": hutch,
+        "log": args.log or "sqlite (embedded)",
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
