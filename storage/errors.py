@@ -22,3 +22,19 @@ class Conflict(StorageError):
 
 class BadQuery(StorageError):
     """The analytics engine refused a query as invalid (syntax, unknown column, limits)."""
+
+
+class NotFound(StorageError):
+    """The object (or record) asked for does not exist."""
+
+
+class TooLarge(StorageError):
+    """A write went past its byte limit; it was refused whole and nothing of it was kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class InvalidKey(StorageError, ValueError):
+    """An object key that could escape its namespace or is not portable (400 to a client)."""
