@@ -91,7 +91,7 @@ ALIASES: dict[str, str] = {
 }
 
 
-def normalize_permissions(values: Iterable[str]) -> tuple[str, ...]:
+def normalize_permissions(values: Iterable[object]) -> tuple[str, ...]:
     """Canonical names, sorted and without duplicates; ValueError naming every unknown."""
     names: set[str] = set()
     unknown: list[str] = []
