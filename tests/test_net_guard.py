@@ -11,9 +11,7 @@ import asyncio
 import gzip
 import ipaddress
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -29,8 +27,9 @@ from hutch.net_guard import (
     parse_allowed_networks,
     resolve_and_check,
 )
+from tests.local_https import Handler, https_server, make_tls
 
-trustme = pytest.importorskip("trustme")
+pytest.importorskip("trustme")
 
 LOOPBACK = parse_allowed_networks("127.0.0.0/8,::1/128")
 ONLY_127_0_0_1 = parse_allowed_networks("127.0.0.1/32,::1/128")
@@ -135,68 +134,40 @@ def test_any_disallowed_address_refuses_the_host() -> None:
 
 # --- guarded fetches against a local HTTPS server ---------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         port = self.server.server_address[1]
         self.server.hits.append(self.path)
         routes = {
-            "/": lambda: self._send(200, b"<html>hello</html>", Content_Type="text/html"),
-            "/host": lambda: self._send(200, self.headers["Host"].encode()),
-            "/to-root": lambda: self._send(302, Location="/"),
-            "/to-other-loopback": lambda: self._send(
+            "/": lambda: self.send(200, b"<html>hello</html>", Content_Type="text/html"),
+            "/host": lambda: self.send(200, self.headers["Host"].encode()),
+            "/to-root": lambda: self.send(302, Location="/"),
+            "/to-other-loopback": lambda: self.send(
                 302, Location=f"https://127.0.0.2:{port}/"),
-            "/to-metadata": lambda: self._send(302, Location="https://169.254.169.254/"),
-            "/to-http": lambda: self._send(301, Location=f"http://localhost:{port}/"),
-            "/loop": lambda: self._send(307, Location="/loop"),
-            "/big": lambda: self._send(200, b"x" * 100_000),
-            "/bomb": lambda: self._send(
+            "/to-metadata": lambda: self.send(302, Location="https://169.254.169.254/"),
+            "/to-http": lambda: self.send(301, Location=f"http://localhost:{port}/"),
+            "/loop": lambda: self.send(307, Location="/loop"),
+            "/big": lambda: self.send(200, b"x" * 100_000),
+            "/bomb": lambda: self.send(
                 200, gzip.compress(b"\0" * 2_000_000), Content_Encoding="gzip"),
-            "/missing": lambda: self._send(404, b"no"),
+            "/missing": lambda: self.send(404, b"no"),
         }
         routes.get(self.path, routes["/missing"])()
 
 
 @pytest.fixture(scope="module")
 def tls() -> tuple[Any, ssl.SSLContext]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost")  # deliberately no IP address in the certificate
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return cert, client
+    return make_tls()
 
 
 @pytest.fixture(scope="module")
 def server(tls: tuple[Any, ssl.SSLContext]) -> Iterator[tuple[int, list[str], list[str]]]:
-    cert, _ = tls
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(context)
     sni_names: list[str] = []
-
-    def remember_sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
-        sni_names.append(name or "")
-
-    context.sni_callback = remember_sni
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.hits = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_address[1], httpd.hits, sni_names  # type: ignore[attr-defined]
-    httpd.shutdown()
-    httpd.server_close()
+    with https_server(_Handler, tls[0], on_sni=sni_names.append) as httpd:
+        httpd.hits = []  # type: ignore[attr-defined]
+        yield httpd.server_address[1], httpd.hits, sni_names  # type: ignore[attr-defined]
 
 
 def get(url: str, tls_context: ssl.SSLContext, **kwargs: Any) -> Any:
