@@ -1,19 +1,25 @@
-"""The S3 object store over real HTTP: the shared suite against moto in server mode.
+"""The S3 object store over real HTTP: the shared suite against two local S3 servers.
 
-moto listens on 127.0.0.1; boto3 talks to it and presigned URLs are fetched with httpx, so
-nothing is patched. moto does not verify presigned signatures or expiry, so those three
-checks run only against a verifying server: set HUTCH_TEST_S3_URL (an s3://bucket?endpoint=
-URL, e.g. MinIO) with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to run the suite there too.
+boto3 talks to them on 127.0.0.1 and presigned URLs are fetched with httpx; nothing is
+patched. moto (server mode) runs everything except the signature checks: it accepts
+presigned URLs whatever their signature or expiry. So the whole suite also runs against a
+server that verifies them: Versity's S3 gateway (`versitygw`, a Go program: `go install
+github.com/versity/versitygw/cmd/versitygw@v1.8.0`), started here when it is on PATH or named
+by HUTCH_TEST_VERSITYGW, or any S3 server given as HUTCH_TEST_S3_URL (s3://bucket?endpoint=...,
+with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -26,7 +32,7 @@ CREDENTIALS = ("testing-key", "testing-secret")
 PART = 5 << 20  # the smallest part S3 accepts
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
@@ -81,22 +87,67 @@ class TestS3OnMoto(_HttpHooks):
         run(s.close())
 
 
-class TestS3External(_HttpHooks):
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    unavailable(f"versitygw did not start: {log.read_text()[-500:]}")
+
+
+@pytest.fixture(scope="module")
+def verifying_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """(s3:// URL, credentials or None for the environment's) of a verifying S3 server."""
+    if url := os.environ.get("HUTCH_TEST_S3_URL"):
+        yield url, None
+        return
+    binary = os.environ.get("HUTCH_TEST_VERSITYGW") or shutil.which("versitygw")
+    if not binary:
+        unavailable("no verifying S3 server: install versitygw or set HUTCH_TEST_S3_URL")
+    root = tmp_path_factory.mktemp("versitygw")
+    (root / "data").mkdir()
+    port = _free_port()
+    log = root / "versitygw.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "--access", CREDENTIALS[0], "--secret", CREDENTIALS[1],
+             "--port", f"127.0.0.1:{port}", "posix", str(root / "data")],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_listening(port, process, log)
+        yield f"s3://hutch?endpoint=http://127.0.0.1:{port}&region=us-east-1", CREDENTIALS
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class TestS3Verifying(_HttpHooks):
     big_size = 2 * PART + (1 << 20)
 
     @pytest.fixture
-    def store(self) -> Iterator[S3ObjectStore]:
-        url = os.environ.get("HUTCH_TEST_S3_URL")
-        if not url:
-            pytest.skip("HUTCH_TEST_S3_URL is not set (a verifying S3 server, e.g. MinIO)")
-        s = S3ObjectStore(S3Location.from_url(url), part_size=PART)
+    def store(self, verifying_s3: tuple[str, Any]) -> Iterator[S3ObjectStore]:
+        url, credentials = verifying_s3
+        prefix = f"test-{uuid.uuid4().hex[:12]}"
+        joiner = "&" if "?" in url else "?"
+        location = S3Location.from_url(f"{url}{joiner}prefix={prefix}&create_bucket=1")
+        s = S3ObjectStore(location, part_size=PART, credentials=credentials)
         try:
             run(s.start())
         except StorageError as exc:
-            unavailable(f"S3 at HUTCH_TEST_S3_URL unreachable: {exc}")
-        prefix = f"test-{uuid.uuid4().hex[:12]}"
-        s.location = S3Location.from_url(f"{url}&prefix={prefix}" if "?" in url
-                                         else f"{url}?prefix={prefix}")
+            unavailable(f"S3 server at {url} unusable: {exc}")
         yield s
         run(s.close())
 
