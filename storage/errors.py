@@ -26,3 +26,18 @@ class BadQuery(StorageError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+class NotFound(StorageError):
+    """The object (or record) asked for does not exist."""
+
+
+class TooLarge(StorageError):
+    """A write went past its byte limit; it was refused whole and nothing of it was kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class InvalidKey(StorageError, ValueError):
+    """An object key that could escape its namespace or is not portable (400 to a client)."""

@@ -1,0 +1,219 @@
+"""The S3 object store over real HTTP: the shared suite against two local S3 servers.
+
+boto3 talks to them on 127.0.0.1 and presigned URLs are fetched with httpx; nothing is
+patched. moto (server mode) runs everything except the signature checks: it accepts
+presigned URLs whatever their signature or expiry. So the whole suite also runs against a
+server that verifies them: Versity's S3 gateway (`versitygw`, a Go program: `go install
+github.com/versity/versitygw/cmd/versitygw@v1.8.0`), started here when it is on PATH or named
+by HUTCH_TEST_VERSITYGW, or any S3 server given as HUTCH_TEST_S3_URL (s3://bucket?endpoint=...,
+with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import pytest
+
+from storage.errors import StorageError, TooLarge
+from storage.objects.s3 import S3Location, S3ObjectStore
+from tests.conformance.objects import ObjectStoreConformance, Response, payload, run
+
+CREDENTIALS = ("testing-key", "testing-secret")
+PART = 5 << 20  # the smallest part S3 accepts
+
+
+def unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        unavailable("moto[server] is not installed")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _http(method: str, url: str, body: bytes | None, headers: dict[str, str],
+          later_s: float) -> Response:
+    if later_s:
+        time.sleep(later_s)  # a real server's clock decides expiry; nothing to inject
+    answer = httpx.request(method, url, content=body, headers=headers, timeout=30)
+    return Response(answer.status_code, answer.content, dict(answer.headers))
+
+
+class _HttpHooks(ObjectStoreConformance):
+    def http_get(self, store: Any, url: str, *, later_s: float = 0) -> Response:
+        return _http("GET", url, None, {}, later_s)
+
+    def http_put(
+        self, store: Any, url: str, body: bytes, *, content_type: str | None = None,
+        later_s: float = 0,
+    ) -> Response:
+        headers = {"content-type": content_type} if content_type else {}
+        return _http("PUT", url, body, headers, later_s)
+
+
+class TestS3OnMoto(_HttpHooks):
+    big_size = 2 * PART + (1 << 20)
+    verifies_presigned_urls = False  # checked: moto 5 ignores X-Amz-Signature and expiry
+
+    @pytest.fixture
+    def store(self, moto_endpoint: str) -> Iterator[S3ObjectStore]:
+        bucket = f"hutch-{uuid.uuid4().hex[:12]}"
+        location = S3Location.from_url(
+            f"s3://{bucket}?endpoint={moto_endpoint}&region=eu-west-1&create_bucket=1"
+        )
+        s = S3ObjectStore(location, part_size=PART, credentials=CREDENTIALS)
+        run(s.start())
+        yield s
+        run(s.close())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    unavailable(f"versitygw did not start: {log.read_text()[-500:]}")
+
+
+@pytest.fixture(scope="module")
+def verifying_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """(s3:// URL, credentials or None for the environment's) of a verifying S3 server."""
+    if url := os.environ.get("HUTCH_TEST_S3_URL"):
+        yield url, None
+        return
+    binary = os.environ.get("HUTCH_TEST_VERSITYGW") or shutil.which("versitygw")
+    if not binary:
+        unavailable("no verifying S3 server: install versitygw or set HUTCH_TEST_S3_URL")
+    root = tmp_path_factory.mktemp("versitygw")
+    (root / "data").mkdir()
+    port = _free_port()
+    log = root / "versitygw.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "--access", CREDENTIALS[0], "--secret", CREDENTIALS[1],
+             "--port", f"127.0.0.1:{port}", "posix", str(root / "data")],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_listening(port, process, log)
+        yield f"s3://hutch?endpoint=http://127.0.0.1:{port}&region=us-east-1", CREDENTIALS
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class TestS3Verifying(_HttpHooks):
+    big_size = 2 * PART + (1 << 20)
+
+    @pytest.fixture
+    def store(self, verifying_s3: tuple[str, Any]) -> Iterator[S3ObjectStore]:
+        url, credentials = verifying_s3
+        prefix = f"test-{uuid.uuid4().hex[:12]}"
+        joiner = "&" if "?" in url else "?"
+        location = S3Location.from_url(f"{url}{joiner}prefix={prefix}&create_bucket=1")
+        s = S3ObjectStore(location, part_size=PART, credentials=credentials)
+        try:
+            run(s.start())
+        except StorageError as exc:
+            unavailable(f"S3 server at {url} unusable: {exc}")
+        yield s
+        run(s.close())
+
+
+def test_aborted_multipart_upload_leaves_no_parts(moto_endpoint: str) -> None:
+    location = S3Location.from_url(
+        f"s3://hutch-abort?endpoint={moto_endpoint}&region=us-east-1&create_bucket=1"
+    )
+    store = S3ObjectStore(location, part_size=PART, credentials=CREDENTIALS)
+    run(store.start())
+    data = payload(3 * PART)
+    with pytest.raises(TooLarge):
+        run(store.put_stream("apps/x/1.0.0/x.bin", [data], max_bytes=2 * PART + 1))
+    client = store._client
+    assert client.list_multipart_uploads(Bucket="hutch-abort").get("Uploads", []) == []
+    assert client.list_objects_v2(Bucket="hutch-abort").get("KeyCount") == 0
+
+
+def test_presigned_urls_are_sigv4_with_the_requested_expiry(moto_endpoint: str) -> None:
+    location = S3Location.from_url(f"s3://b?endpoint={moto_endpoint}&region=us-east-1")
+    store = S3ObjectStore(location, credentials=CREDENTIALS)
+    url = store.presign_put("apps/a/1.0.0/a.apk", 300, max_bytes=10)
+    query = httpx.URL(url).params
+    assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert query["X-Amz-Expires"] == "300"
+    assert url.startswith(f"{moto_endpoint}/b/apps/a/1.0.0/a.apk?")
+
+
+def test_public_endpoint_signs_for_the_client_facing_host(moto_endpoint: str) -> None:
+    location = S3Location.from_url(
+        f"s3://b?endpoint={moto_endpoint}&public_endpoint=https://files.example.test"
+        "&region=us-east-1&prefix=hutch"
+    )
+    store = S3ObjectStore(location, credentials=CREDENTIALS)
+    url = store.presign_get("apps/a/1.0.0/a.apk", 60, filename="a.apk")
+    assert url.startswith("https://files.example.test/b/hutch/apps/a/1.0.0/a.apk?")
+    assert "response-content-disposition=attachment" in url
+
+
+def test_missing_bucket_without_create_is_an_error(moto_endpoint: str) -> None:
+    store = S3ObjectStore(
+        S3Location.from_url(f"s3://absent-bucket?endpoint={moto_endpoint}"),
+        credentials=CREDENTIALS,
+    )
+    with pytest.raises(StorageError, match="does not exist"):
+        run(store.start())
+
+
+def test_unreachable_endpoint_is_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        store = S3ObjectStore(
+            S3Location.from_url(f"s3://b?endpoint=http://127.0.0.1:{port}&region=us-east-1"),
+            credentials=CREDENTIALS,
+        )
+        from storage.errors import Unavailable
+
+        with pytest.raises(Unavailable):
+            run(store.head("a/x"))
+
+
+def test_location_from_url() -> None:
+    loc = S3Location.from_url("s3://bucket?endpoint=http://h:9000&region=auto&prefix=/p/q/")
+    assert (loc.bucket, loc.endpoint, loc.region, loc.prefix, loc.create_bucket) == (
+        "bucket", "http://h:9000", "auto", "p/q/", False
+    )
+    with pytest.raises(ValueError, match="s3://"):
+        S3Location.from_url("http://bucket")
