@@ -34,9 +34,18 @@ def wait_port(port: int, timeout_s: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=out, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -49,13 +58,36 @@ def process(argv: list[str], env: dict[str, str] | None = None, log: Path | None
             proc.wait()
 
 
-def wrk(url: str, script: Path, *, seconds: int, connections: int, threads: int = 1, env: dict[str, str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    script: Path,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
     """Run wrk; requests/s, latency percentiles (ms) and non-2xx counts."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -29,18 +29,38 @@ def run_bare(workers: int, seconds: int, connections: int) -> dict[str, float]:
     with process(argv, env):
         wait_port(port)
         wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=2, connections=connections)
-        return wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=seconds, connections=connections)
+        return wrk(
+            f"http://127.0.0.1:{port}/api/telemetry",
+            SCRIPT,
+            seconds=seconds,
+            connections=connections,
+        )
 
 
-def run_hutch(workers: int, seconds: int, connections: int, log_url: str | None) -> dict[str, float]:
+def run_hutch(
+    workers: int, seconds: int, connections: int, log_url: str | None
+) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
         data = Path(tmp) / "data"
-        env = {"HUTCH_DATA": str(data), "HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_WORKERS": str(workers), "HUTCH_LOG_LEVEL": "WARNING"}
+        env = {
+            "HUTCH_DATA": str(data),
+            "HUTCH_BIND": f"127.0.0.1:{port}",
+            "HUTCH_WORKERS": str(workers),
+            "HUTCH_LOG_LEVEL": "WARNING",
+        }
         if log_url:
             env["HUTCH_LOG"] = log_url
         hutch = [PYTHON, "-m", "hutch"]
-        run = lambda *a: json.loads(subprocess.run([*hutch, *a], env={**__import__("os").environ, **env}, capture_output=True, text=True, check=True).stdout)  # noqa: E731
+        run = lambda *a: json.loads(
+            subprocess.run(
+                [*hutch, *a],
+                env={**__import__("os").environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )  # noqa: E731
         run("developer", "create", "bench")
         secret = run("app", "create", "bench-app", "--developer", "bench")["secret"]
         with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log"):
@@ -52,7 +72,9 @@ def run_hutch(workers: int, seconds: int, connections: int, log_url: str | None)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
@@ -65,13 +87,22 @@ def main() -> None:
         hutch.append(run_hutch(args.workers, args.seconds, args.connections, args.log))
     bare_rps = statistics.median(r["rps"] for r in bare)
     hutch_rps = statistics.median(r["rps"] for r in hutch)
-    print(json.dumps({
-        "bare_rps": round(bare_rps), "hutch_rps": round(hutch_rps), "ratio": round(hutch_rps / bare_rps, 3),
-        "hutch_p50_ms": statistics.median(r.get("p50_ms", 0) for r in hutch),
-        "hutch_p99_ms": statistics.median(r.get("p99_ms", 0) for r in hutch),
-        "hutch_non2xx": sum(r["non2xx"] for r in hutch), "bare_runs": bare, "hutch_runs": hutch,
-        "log": args.log or "sqlite (embedded)",
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "bare_rps": round(bare_rps),
+                "hutch_rps": round(hutch_rps),
+                "ratio": round(hutch_rps / bare_rps, 3),
+                "hutch_p50_ms": statistics.median(r.get("p50_ms", 0) for r in hutch),
+                "hutch_p99_ms": statistics.median(r.get("p99_ms", 0) for r in hutch),
+                "hutch_non2xx": sum(r["non2xx"] for r in hutch),
+                "bare_runs": bare,
+                "hutch_runs": hutch,
+                "log": args.log or "sqlite (embedded)",
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -78,12 +78,22 @@ def main() -> None:
     body = export.SerializeToString()
     zipped = gzip.compress(body)
     text = otlp_json(export)
-    record = Record("otlp.traces", 0, 0, new_envelope("otlp.traces.v1", body, key="a", app="a",
-                                                      content_type=PROTOBUF))
-    json_record = Record("otlp.traces", 0, 0, new_envelope("otlp.traces.v1", text, key="a",
-                                                           app="a", content_type=JSON))
-    print(f"{args.spans} spans, {args.attributes} attributes each: protobuf {len(body)} B, "
-          f"gzip {len(zipped)} B, JSON {len(text)} B")
+    record = Record(
+        "otlp.traces",
+        0,
+        0,
+        new_envelope("otlp.traces.v1", body, key="a", app="a", content_type=PROTOBUF),
+    )
+    json_record = Record(
+        "otlp.traces",
+        0,
+        0,
+        new_envelope("otlp.traces.v1", text, key="a", app="a", content_type=JSON),
+    )
+    print(
+        f"{args.spans} spans, {args.attributes} attributes each: protobuf {len(body)} B, "
+        f"gzip {len(zipped)} B, JSON {len(text)} B"
+    )
     rows = [
         ("check, protobuf", lambda: check("traces", body, "protobuf"), 2000),
         ("inflate gzip", lambda: inflate(zipped, "gzip", 20 << 20), 2000),

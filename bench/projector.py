@@ -35,7 +35,13 @@ async def fill(log: SQLiteLog, events: int) -> None:
         envelopes = [
             new_envelope(
                 "telemetry.event.v1",
-                orjson.dumps({"kind": KINDS[i % 5], "version": f"1.{i % 7}.0", "bits": {"event": "app_opened", "n": i}}),
+                orjson.dumps(
+                    {
+                        "kind": KINDS[i % 5],
+                        "version": f"1.{i % 7}.0",
+                        "bits": {"event": "app_opened", "n": i},
+                    }
+                ),
                 key=APPS[i % 20],
                 app=APPS[i % 20],
             )
@@ -55,7 +61,9 @@ async def measure(events: int, batch: int) -> dict[str, float]:
 
         # Ceiling: the same rows, already transformed, inserted in blocks of `batch`.
         records = log.read_sync("telemetry", 0, events)
-        blocks = [projection.transform(records[i : i + batch])[TABLE] for i in range(0, events, batch)]
+        blocks = [
+            projection.transform(records[i : i + batch])[TABLE] for i in range(0, events, batch)
+        ]
         analytics.execute(f"CREATE TABLE ceiling AS {TABLE}")
         started = time.perf_counter()
         for block in blocks:
@@ -85,7 +93,9 @@ async def measure(events: int, batch: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=20_000)
     args = parser.parse_args()

@@ -77,8 +77,12 @@ def _embedded_v4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 def _public(ip: IPAddress) -> bool:
     return ip.is_global and not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
         or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
     )
 
@@ -137,8 +141,9 @@ def check_url_literal(
     if port == 0:
         return "url has an invalid port"
     ip = literal_address(host)
-    if ip is None and (host == "localhost" or host.endswith(".localhost")
-                       or host == "localhost.localdomain"):
+    if ip is None and (
+        host == "localhost" or host.endswith(".localhost") or host == "localhost.localdomain"
+    ):
         ip = ipaddress.IPv4Address("127.0.0.1")
     if ip is not None:
         return None if address_allowed(ip, allowed) else f"url host {host} is not public"
@@ -228,14 +233,17 @@ async def fetch(
     """
     schemes = tuple(schemes)
     try:
-        async with asyncio.timeout(total_timeout_s), httpx.AsyncClient(
-            verify=verify,
-            trust_env=False,  # a proxy would resolve names itself, undoing the pinning
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout_s),
-            # One connection per request: a pooled one could carry another name's TLS session.
-            limits=httpx.Limits(max_keepalive_connections=0),
-        ) as client:
+        async with (
+            asyncio.timeout(total_timeout_s),
+            httpx.AsyncClient(
+                verify=verify,
+                trust_env=False,  # a proxy would resolve names itself, undoing the pinning
+                follow_redirects=False,
+                timeout=httpx.Timeout(timeout_s),
+                # One connection per request: a pooled one could carry another name's TLS session.
+                limits=httpx.Limits(max_keepalive_connections=0),
+            ) as client,
+        ):
             for _ in range(max_redirects + 1):
                 result = await _fetch_once(client, url, allowed, schemes, max_bytes, headers)
                 location = result.headers.get("location")
@@ -286,8 +294,9 @@ async def _fetch_once(
             body = await _read_capped(response, max_bytes, url)
         finally:
             await response.aclose()
-        return FetchResult(url=url, status=response.status_code,
-                           headers=dict(response.headers), body=body)
+        return FetchResult(
+            url=url, status=response.status_code, headers=dict(response.headers), body=body
+        )
     raise FetchError(f"cannot connect to {host}: {last_error}")
 
 

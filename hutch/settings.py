@@ -71,6 +71,11 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_APPEND_TIMEOUT", "5", "seconds ingest waits for the log before answering 503"
     ),
     "log_level": Option("HUTCH_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    "builder_allow_networks": Option(
+        "HUTCH_BUILDER_ALLOW_NETWORKS",
+        "",
+        "non-public networks the builder may fetch from, e.g. 127.0.0.0/8,::1/128 (tests)",
+    ),
     "secret_key": Option(
         "HUTCH_SECRET_KEY",
         "",
@@ -97,6 +102,7 @@ class Settings:
     projector_wait_ms: int
     append_timeout_s: float
     log_level: str
+    builder_allow_networks: str
     secret_key: str
 
     @classmethod
@@ -127,6 +133,7 @@ class Settings:
                 projector_wait_ms=int(values["projector_wait_ms"]),
                 append_timeout_s=float(values["append_timeout_s"]),
                 log_level=values["log_level"].upper(),
+                builder_allow_networks=values["builder_allow_networks"],
                 secret_key=values["secret_key"],
             )
         except ValueError as exc:

@@ -59,6 +59,7 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str]]]] = [
     ("Points", [("data_points", 1, _F.TYPE_BYTES, True, "")]),
 ]
 
+
 def _classes() -> dict[str, type[Message]]:
     proto = descriptor_pb2.FileDescriptorProto(
         name="hutch/otlp_lite.proto", package=_PACKAGE, syntax="proto3"

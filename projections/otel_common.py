@@ -28,8 +28,13 @@ log = logging.getLogger(__name__)
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
 
-_GO_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-                    "\u2029": "\\u2029"}
+_GO_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def datetime64_9(nanos: int) -> str:

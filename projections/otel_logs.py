@@ -53,25 +53,27 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
                     continue
                 # The exporter falls back to the observed time when the event time is unset.
                 when = record.time_unix_nano or record.observed_time_unix_nano
-                rows.append((
-                    app,
-                    datetime64_9(when),
-                    hex_id(record.trace_id, 16),
-                    hex_id(record.span_id, 8),
-                    record.flags & 0xFF,  # the W3C trace flags: the low byte, as uint8()
-                    record.severity_text,
-                    record.severity_number & 0xFF,
-                    service,
-                    value_string(record.body),
-                    resource_url,
-                    resource,
-                    scope_logs.schema_url,
-                    scope.name,
-                    scope.version,
-                    scope_attributes,
-                    attributes(record.attributes),
-                    record.event_name,
-                ))
+                rows.append(
+                    (
+                        app,
+                        datetime64_9(when),
+                        hex_id(record.trace_id, 16),
+                        hex_id(record.span_id, 8),
+                        record.flags & 0xFF,  # the W3C trace flags: the low byte, as uint8()
+                        record.severity_text,
+                        record.severity_number & 0xFF,
+                        service,
+                        value_string(record.body),
+                        resource_url,
+                        resource,
+                        scope_logs.schema_url,
+                        scope.name,
+                        scope.version,
+                        scope_attributes,
+                        attributes(record.attributes),
+                        record.event_name,
+                    )
+                )
     return rows
 
 

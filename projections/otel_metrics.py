@@ -63,16 +63,40 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     GAUGE: (*COMMON, "Value", "Flags", *EXEMPLARS),
     SUM: (*COMMON, "Value", "Flags", *EXEMPLARS, "AggregationTemporality", "IsMonotonic"),
     HISTOGRAM: (
-        *COMMON, "Count", "Sum", "BucketCounts", "ExplicitBounds", *EXEMPLARS,
-        "Flags", "Min", "Max", "AggregationTemporality",
+        *COMMON,
+        "Count",
+        "Sum",
+        "BucketCounts",
+        "ExplicitBounds",
+        *EXEMPLARS,
+        "Flags",
+        "Min",
+        "Max",
+        "AggregationTemporality",
     ),
     EXPONENTIAL_HISTOGRAM: (
-        *COMMON, "Count", "Sum", "Scale", "ZeroCount", "PositiveOffset", "PositiveBucketCounts",
-        "NegativeOffset", "NegativeBucketCounts", *EXEMPLARS,
-        "Flags", "Min", "Max", "AggregationTemporality",
+        *COMMON,
+        "Count",
+        "Sum",
+        "Scale",
+        "ZeroCount",
+        "PositiveOffset",
+        "PositiveBucketCounts",
+        "NegativeOffset",
+        "NegativeBucketCounts",
+        *EXEMPLARS,
+        "Flags",
+        "Min",
+        "Max",
+        "AggregationTemporality",
     ),
     SUMMARY: (
-        *COMMON, "Count", "Sum", "ValueAtQuantiles.Quantile", "ValueAtQuantiles.Value", "Flags",
+        *COMMON,
+        "Count",
+        "Sum",
+        "ValueAtQuantiles.Quantile",
+        "ValueAtQuantiles.Value",
+        "Flags",
     ),
 }
 
@@ -108,31 +132,62 @@ def _point_rows(kind: str, data: Any, common: tuple[Any, ...]) -> list[tuple[Any
         if kind == "gauge":
             rows.append((*head, _number(p), p.flags, *_exemplars(p.exemplars)))
         elif kind == "sum":
-            rows.append((
-                *head, _number(p), p.flags, *_exemplars(p.exemplars),
-                data.aggregation_temporality, data.is_monotonic,
-            ))
+            rows.append(
+                (
+                    *head,
+                    _number(p),
+                    p.flags,
+                    *_exemplars(p.exemplars),
+                    data.aggregation_temporality,
+                    data.is_monotonic,
+                )
+            )
         elif kind == "histogram":
-            rows.append((
-                *head, p.count, float64(p.sum), list(p.bucket_counts),
-                [float64(b) for b in p.explicit_bounds], *_exemplars(p.exemplars), p.flags,
-                float64(p.min), float64(p.max), data.aggregation_temporality,
-            ))
+            rows.append(
+                (
+                    *head,
+                    p.count,
+                    float64(p.sum),
+                    list(p.bucket_counts),
+                    [float64(b) for b in p.explicit_bounds],
+                    *_exemplars(p.exemplars),
+                    p.flags,
+                    float64(p.min),
+                    float64(p.max),
+                    data.aggregation_temporality,
+                )
+            )
         elif kind == "exponential_histogram":
-            rows.append((
-                *head, p.count, float64(p.sum), p.scale, p.zero_count,
-                p.positive.offset, list(p.positive.bucket_counts),
-                p.negative.offset, list(p.negative.bucket_counts),
-                *_exemplars(p.exemplars), p.flags,
-                float64(p.min), float64(p.max), data.aggregation_temporality,
-            ))
+            rows.append(
+                (
+                    *head,
+                    p.count,
+                    float64(p.sum),
+                    p.scale,
+                    p.zero_count,
+                    p.positive.offset,
+                    list(p.positive.bucket_counts),
+                    p.negative.offset,
+                    list(p.negative.bucket_counts),
+                    *_exemplars(p.exemplars),
+                    p.flags,
+                    float64(p.min),
+                    float64(p.max),
+                    data.aggregation_temporality,
+                )
+            )
         else:
             quantiles = p.quantile_values
-            rows.append((
-                *head, p.count, float64(p.sum),
-                [float64(q.quantile) for q in quantiles], [float64(q.value) for q in quantiles],
-                p.flags,
-            ))
+            rows.append(
+                (
+                    *head,
+                    p.count,
+                    float64(p.sum),
+                    [float64(q.quantile) for q in quantiles],
+                    [float64(q.value) for q in quantiles],
+                    p.flags,
+                )
+            )
     return rows
 
 
@@ -157,8 +212,13 @@ def flatten(request: Message, app: str) -> list[Tagged]:
                 if kind is None:  # rejected at ingest: no data point to write
                     continue
                 common = (
-                    app, resource, resource_metrics.schema_url, *scope_part,
-                    metric.name, metric.description, metric.unit,
+                    app,
+                    resource,
+                    resource_metrics.schema_url,
+                    *scope_part,
+                    metric.name,
+                    metric.description,
+                    metric.unit,
                 )
                 table = TABLE_OF_KIND[kind]
                 points = _point_rows(kind, getattr(metric, kind), common)

@@ -87,31 +87,33 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
                     continue
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 events, links, status = span.events, span.links, span.status
-                rows.append((
-                    app,
-                    start,
-                    trace_id.hex(),
-                    span_id.hex(),
-                    hex_id(span.parent_span_id, 8),
-                    span.trace_state,
-                    span.name,
-                    _name(SPAN_KINDS, span.kind),
-                    service,
-                    resource,
-                    scope.name,
-                    scope.version,
-                    attributes(span.attributes),
-                    max(end - start, 0),  # the exporter's uint64 would wrap; 0 is kinder
-                    _name(STATUS_CODES, status.code),
-                    status.message,
-                    [datetime64_9(event.time_unix_nano) for event in events],
-                    [event.name for event in events],
-                    [attributes(event.attributes) for event in events],
-                    [hex_id(link.trace_id, 16) for link in links],
-                    [hex_id(link.span_id, 8) for link in links],
-                    [link.trace_state for link in links],
-                    [attributes(link.attributes) for link in links],
-                ))
+                rows.append(
+                    (
+                        app,
+                        start,
+                        trace_id.hex(),
+                        span_id.hex(),
+                        hex_id(span.parent_span_id, 8),
+                        span.trace_state,
+                        span.name,
+                        _name(SPAN_KINDS, span.kind),
+                        service,
+                        resource,
+                        scope.name,
+                        scope.version,
+                        attributes(span.attributes),
+                        max(end - start, 0),  # the exporter's uint64 would wrap; 0 is kinder
+                        _name(STATUS_CODES, status.code),
+                        status.message,
+                        [datetime64_9(event.time_unix_nano) for event in events],
+                        [event.name for event in events],
+                        [attributes(event.attributes) for event in events],
+                        [hex_id(link.trace_id, 16) for link in links],
+                        [hex_id(link.span_id, 8) for link in links],
+                        [link.trace_state for link in links],
+                        [attributes(link.attributes) for link in links],
+                    )
+                )
     return rows
 
 

@@ -89,16 +89,30 @@ OS_ALIASES: Final[dict[str, OS]] = {
 }
 
 _ARCH_TOKENS: Final[dict[str, str]] = {
-    "x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64", "win64": "x86_64",
-    "aarch64": "arm64", "arm64": "arm64", "arm64-v8a": "arm64",
-    "armeabi-v7a": "armv7", "armv7": "armv7", "armv7l": "armv7", "armhf": "armv7",
-    "i386": "x86", "i686": "x86", "x86": "x86", "win32": "x86",
-    "universal": "universal", "noarch": "universal", "all": "universal",
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "win64": "x86_64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "arm64-v8a": "arm64",
+    "armeabi-v7a": "armv7",
+    "armv7": "armv7",
+    "armv7l": "armv7",
+    "armhf": "armv7",
+    "i386": "x86",
+    "i686": "x86",
+    "x86": "x86",
+    "win32": "x86",
+    "universal": "universal",
+    "noarch": "universal",
+    "all": "universal",
 }
 # Android names its ABIs differently; builds for Android are filed under these names.
 _ANDROID_ABI: Final[dict[str, str]] = {"arm64": "arm64-v8a", "armv7": "armeabi-v7a"}
 _ARCH_IN_NAME: Final = re.compile(
-    r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, _ARCH_TOKENS), key=len, reverse=True))
+    r"(?<![a-z0-9])("
+    + "|".join(sorted(map(re.escape, _ARCH_TOKENS), key=len, reverse=True))
     + r")(?![a-z0-9])"
 )
 
@@ -204,8 +218,9 @@ def version_code(text: str) -> int:
     """
     v = parse_semver(text)
     if v.major > 209 or v.minor > 999 or v.patch > 999:
-        raise ValueError(f"{text} cannot map to an Android versionCode "
-                         "(major <= 209, minor and patch <= 999)")
+        raise ValueError(
+            f"{text} cannot map to an Android versionCode (major <= 209, minor and patch <= 999)"
+        )
     return v.major * 10_000_000 + v.minor * 10_000 + v.patch * 10 + (0 if v.prerelease else 9)
 
 
@@ -213,12 +228,59 @@ def version_code(text: str) -> int:
 
 _JAVA_KEYWORDS: Final = frozenset(
     {
-        "abstract", "assert", "boolean", "break", "byte", "case", "catch", "char", "class",
-        "const", "continue", "default", "do", "double", "else", "enum", "extends", "false",
-        "final", "finally", "float", "for", "goto", "if", "implements", "import", "instanceof",
-        "int", "interface", "long", "native", "new", "null", "package", "private", "protected",
-        "public", "return", "short", "static", "strictfp", "super", "switch", "synchronized",
-        "this", "throw", "throws", "transient", "true", "try", "void", "volatile", "while",
+        "abstract",
+        "assert",
+        "boolean",
+        "break",
+        "byte",
+        "case",
+        "catch",
+        "char",
+        "class",
+        "const",
+        "continue",
+        "default",
+        "do",
+        "double",
+        "else",
+        "enum",
+        "extends",
+        "false",
+        "final",
+        "finally",
+        "float",
+        "for",
+        "goto",
+        "if",
+        "implements",
+        "import",
+        "instanceof",
+        "int",
+        "interface",
+        "long",
+        "native",
+        "new",
+        "null",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "return",
+        "short",
+        "static",
+        "strictfp",
+        "super",
+        "switch",
+        "synchronized",
+        "this",
+        "throw",
+        "throws",
+        "transient",
+        "true",
+        "try",
+        "void",
+        "volatile",
+        "while",
     }
 )
 _ANDROID_SEGMENT: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

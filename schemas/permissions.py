@@ -49,8 +49,9 @@ PERMISSIONS: dict[str, Permission] = {
         Permission(
             "microphone", "record audio", _a("RECORD_AUDIO"), "NSMicrophoneUsageDescription"
         ),
-        Permission("contacts", "read the address book", _a("READ_CONTACTS"),
-                   "NSContactsUsageDescription"),
+        Permission(
+            "contacts", "read the address book", _a("READ_CONTACTS"), "NSContactsUsageDescription"
+        ),
         Permission(
             "calendar",
             "read and add calendar events",
@@ -66,14 +67,18 @@ PERMISSIONS: dict[str, Permission] = {
         Permission(
             "bluetooth",
             "find and connect to Bluetooth devices",
-            _a("BLUETOOTH", "BLUETOOTH_ADMIN", max_sdk=30) + _a("BLUETOOTH_SCAN",
-                                                                "BLUETOOTH_CONNECT"),
+            _a("BLUETOOTH", "BLUETOOTH_ADMIN", max_sdk=30)
+            + _a("BLUETOOTH_SCAN", "BLUETOOTH_CONNECT"),
             "NSBluetoothAlwaysUsageDescription",
         ),
         Permission("vibrate", "vibrate the device", _a("VIBRATE"), None),
         Permission("nfc", "read NFC tags", _a("NFC"), "NFCReaderUsageDescription"),
-        Permission("biometric", "fingerprint / face unlock", _a("USE_BIOMETRIC"),
-                   "NSFaceIDUsageDescription"),
+        Permission(
+            "biometric",
+            "fingerprint / face unlock",
+            _a("USE_BIOMETRIC"),
+            "NSFaceIDUsageDescription",
+        ),
         Permission("wake_lock", "keep the screen on", _a("WAKE_LOCK"), None),
     )
 }

@@ -27,6 +27,7 @@ class BadQuery(StorageError):
         super().__init__(message)
         self.code = code
 
+
 class NotFound(StorageError):
     """The object (or record) asked for does not exist."""
 

@@ -36,12 +36,14 @@ def make_tls() -> tuple[Any, ssl.SSLContext]:
 
 @contextmanager
 def https_server(
-    handler: type[BaseHTTPRequestHandler], cert: Any,
+    handler: type[BaseHTTPRequestHandler],
+    cert: Any,
     on_sni: Callable[[str], None] | None = None,
 ) -> Iterator[ThreadingHTTPServer]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(context)
     if on_sni is not None:
+
         def remember(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
             on_sni(name or "")
 

@@ -97,9 +97,7 @@ def record(
     content_type: str = PROTOBUF,
 ) -> Record:
     envelope = new_envelope(type, payload, key=app, app=app, content_type=content_type)
-    topic = {"otlp.traces.v1": "otlp.traces", "otlp.logs.v1": "otlp.logs"}.get(
-        type, "otlp.metrics"
-    )
+    topic = {"otlp.traces.v1": "otlp.traces", "otlp.logs.v1": "otlp.logs"}.get(type, "otlp.metrics")
     return Record(topic=topic, partition=0, offset=offset, envelope=envelope)  # type: ignore[arg-type]
 
 

@@ -18,6 +18,8 @@ A = f"{{{ANDROID_NS}}}"
 def xml(data: bytes) -> ET.Element:
     """Parse XML the generator produced (our own output, the thing under test)."""
     return ET.fromstring(data)  # noqa: S314
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 HTML = """<!doctype html>
@@ -33,25 +35,31 @@ HTML = """<!doctype html>
   <link rel="manifest" href="second.webmanifest">
 </head><body><p>Hi</p></body></html>"""
 
-MANIFEST = json.dumps({
-    "name": "Pocket Planner",
-    "short_name": "Planner",
-    "start_url": "./?source=pwa",
-    "scope": "/app/",
-    "display": "fullscreen",
-    "theme_color": "#3367D6",
-    "background_color": "rgb(255, 250, 240)",
-    "orientation": "portrait",
-    "icons": [
-        {"src": "icons/72.png", "sizes": "72x72", "type": "image/png"},
-        {"src": "icons/512.png", "sizes": "512x512", "type": "image/png"},
-        {"src": "icons/192.png", "sizes": "192x192", "type": "image/png"},
-        {"src": "icons/mask.png", "sizes": "192x192", "type": "image/png",
-         "purpose": "maskable"},
-        {"src": "icons/logo.svg", "sizes": "any", "type": "image/svg+xml"},
-        {"sizes": "48x48"},
-    ],
-})
+MANIFEST = json.dumps(
+    {
+        "name": "Pocket Planner",
+        "short_name": "Planner",
+        "start_url": "./?source=pwa",
+        "scope": "/app/",
+        "display": "fullscreen",
+        "theme_color": "#3367D6",
+        "background_color": "rgb(255, 250, 240)",
+        "orientation": "portrait",
+        "icons": [
+            {"src": "icons/72.png", "sizes": "72x72", "type": "image/png"},
+            {"src": "icons/512.png", "sizes": "512x512", "type": "image/png"},
+            {"src": "icons/192.png", "sizes": "192x192", "type": "image/png"},
+            {
+                "src": "icons/mask.png",
+                "sizes": "192x192",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+            {"src": "icons/logo.svg", "sizes": "any", "type": "image/svg+xml"},
+            {"sizes": "48x48"},
+        ],
+    }
+)
 
 
 def test_parse_html_finds_manifest_icons_and_theme() -> None:
@@ -60,7 +68,9 @@ def test_parse_html_finds_manifest_icons_and_theme() -> None:
     assert page.title == "Pocket Planner"
     assert page.theme_color == "#3367D6"
     assert [i.src for i in page.icons] == [
-        "https://planner.example/app/favicon.ico", "https://planner.example/touch.png"]
+        "https://planner.example/app/favicon.ico",
+        "https://planner.example/touch.png",
+    ]
     assert page.icons[1].sizes == (180,)
 
 
@@ -81,11 +91,21 @@ def test_parse_manifest_resolves_against_the_manifest_url() -> None:
 
 
 def test_manifest_fallbacks() -> None:
-    page = Page(url="https://planner.example/start", title="From Title",
-                theme_color="#112233", icons=(Icon("https://planner.example/i.png", (96,)),),
-                manifest_url="https://planner.example/m.json")
-    cross_origin = json.dumps({"short_name": "Short", "start_url": "https://evil.example/",
-                               "scope": "https://evil.example/", "display": "kiosk"})
+    page = Page(
+        url="https://planner.example/start",
+        title="From Title",
+        theme_color="#112233",
+        icons=(Icon("https://planner.example/i.png", (96,)),),
+        manifest_url="https://planner.example/m.json",
+    )
+    cross_origin = json.dumps(
+        {
+            "short_name": "Short",
+            "start_url": "https://evil.example/",
+            "scope": "https://evil.example/",
+            "display": "kiosk",
+        }
+    )
     app = parse_manifest(cross_origin, page)
     assert (app.name, app.short_name) == ("Short", "Short")
     assert app.start_url == "https://planner.example/start"
@@ -103,9 +123,16 @@ def test_manifest_fallbacks() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("#abc", "#AABBCC"), ("#AbCdEf80", "#ABCDEF"), ("rgba(1, 2, 3, 0.5)", "#010203"),
-     ("White", "#FFFFFF"), ("rgb(300,0,0)", None), ("url(x)", None), ("#12", None),
-     (None, None)],
+    [
+        ("#abc", "#AABBCC"),
+        ("#AbCdEf80", "#ABCDEF"),
+        ("rgba(1, 2, 3, 0.5)", "#010203"),
+        ("White", "#FFFFFF"),
+        ("rgb(300,0,0)", None),
+        ("url(x)", None),
+        ("#12", None),
+        (None, None),
+    ],
 )
 def test_parse_color(text: str | None, expected: str | None) -> None:
     assert parse_color(text) == expected
@@ -113,10 +140,13 @@ def test_parse_color(text: str | None, expected: str | None) -> None:
 
 def spec(**overrides: object) -> TwaSpec:
     values: dict[str, object] = {
-        "package_id": "com.example.planner", "app_name": "Pocket Planner",
-        "launcher_name": "Planner", "version": "1.4.2",
+        "package_id": "com.example.planner",
+        "app_name": "Pocket Planner",
+        "launcher_name": "Planner",
+        "version": "1.4.2",
         "start_url": "https://planner.example/app/?source=pwa",
-        "permissions": ("camera", "gps", "notifications"), "icon_png": PNG,
+        "permissions": ("camera", "gps", "notifications"),
+        "icon_png": PNG,
     }
     values.update(overrides)
     return TwaSpec(**values)  # type: ignore[arg-type]
@@ -125,11 +155,18 @@ def spec(**overrides: object) -> TwaSpec:
 def test_project_contains_the_expected_files() -> None:
     files = project_files(spec())
     assert set(files) == {
-        "settings.gradle", "build.gradle", "gradle.properties",
-        "gradle/wrapper/gradle-wrapper.properties", "app/build.gradle",
-        "app/proguard-rules.pro", "app/src/main/AndroidManifest.xml",
-        "app/src/main/res/values/strings.xml", "app/src/main/res/values/colors.xml",
-        "app/src/main/res/mipmap-xxxhdpi/ic_launcher.png", "assetlinks.json", "README.md",
+        "settings.gradle",
+        "build.gradle",
+        "gradle.properties",
+        "gradle/wrapper/gradle-wrapper.properties",
+        "app/build.gradle",
+        "app/proguard-rules.pro",
+        "app/src/main/AndroidManifest.xml",
+        "app/src/main/res/values/strings.xml",
+        "app/src/main/res/values/colors.xml",
+        "app/src/main/res/mipmap-xxxhdpi/ic_launcher.png",
+        "assetlinks.json",
+        "README.md",
     }
     assert files["app/src/main/res/mipmap-xxxhdpi/ic_launcher.png"] == PNG
     app_gradle = files["app/build.gradle"].decode()
@@ -145,8 +182,10 @@ def test_android_manifest_is_well_formed_and_lists_permissions() -> None:
     assert root.tag == "manifest"
     permissions = {e.get(f"{A}name") for e in root.iter("uses-permission")}
     assert permissions == {
-        "android.permission.CAMERA", "android.permission.ACCESS_FINE_LOCATION",
-        "android.permission.ACCESS_COARSE_LOCATION", "android.permission.POST_NOTIFICATIONS",
+        "android.permission.CAMERA",
+        "android.permission.ACCESS_FINE_LOCATION",
+        "android.permission.ACCESS_COARSE_LOCATION",
+        "android.permission.POST_NOTIFICATIONS",
     }
     application = root.find("application")
     assert application is not None
@@ -166,31 +205,39 @@ def test_android_manifest_is_well_formed_and_lists_permissions() -> None:
 
 
 def test_values_are_escaped_not_injected() -> None:
-    hostile = spec(app_name="It's \"@me\" </string><x/>", version="1.0.0")
+    hostile = spec(app_name='It\'s "@me" </string><x/>', version="1.0.0")
     files = project_files(hostile)
     strings = xml(files["app/src/main/res/values/strings.xml"])
     by_name = {e.get("name"): e.text for e in strings}
-    assert by_name["appName"] == "It\\'s \\\"@me\\\" </string><x/>"
+    assert by_name["appName"] == 'It\\\'s \\"@me\\" </string><x/>'
     assert "rootProject.name = 'It\\'s \"@me\" </string><x/>'" in files["settings.gradle"].decode()
     statements = by_name["assetStatements"]
     assert statements is not None
-    assert json.loads(statements.replace('\\"', '"')) == [{
-        "relation": ["delegate_permission/common.handle_all_urls"],
-        "target": {"namespace": "web", "site": "https://planner.example"},
-    }]
+    assert json.loads(statements.replace('\\"', '"')) == [
+        {
+            "relation": ["delegate_permission/common.handle_all_urls"],
+            "target": {"namespace": "web", "site": "https://planner.example"},
+        }
+    ]
 
 
 def test_assetlinks_statement() -> None:
     fingerprint = ":".join(["AB"] * 32)
     links = json.loads(project_files(spec(cert_fingerprints=(fingerprint,)))["assetlinks.json"])
-    assert links == [{
-        "relation": ["delegate_permission/common.handle_all_urls"],
-        "target": {"namespace": "android_app", "package_name": "com.example.planner",
-                   "sha256_cert_fingerprints": [fingerprint]},
-    }]
+    assert links == [
+        {
+            "relation": ["delegate_permission/common.handle_all_urls"],
+            "target": {
+                "namespace": "android_app",
+                "package_name": "com.example.planner",
+                "sha256_cert_fingerprints": [fingerprint],
+            },
+        }
+    ]
     placeholder = json.loads(project_files(spec())["assetlinks.json"])
     assert placeholder[0]["target"]["sha256_cert_fingerprints"] == [
-        "REPLACE_WITH_YOUR_SIGNING_KEY_SHA256"]
+        "REPLACE_WITH_YOUR_SIGNING_KEY_SHA256"
+    ]
 
 
 def test_zip_is_deterministic_and_complete() -> None:
@@ -216,12 +263,14 @@ def test_without_icon_a_vector_icon_is_generated() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"package_id": "planner"}, "bundleId"),
-     ({"start_url": "http://planner.example/"}, "https"),
-     ({"permissions": ("camera", "telepathy")}, "telepathy"),
-     ({"cert_fingerprints": ("AB:CD",)}, "fingerprint"),
-     ({"icon_png": b"GIF89a"}, "PNG"),
-     ({"version": "1.0"}, "semantic version")],
+    [
+        ({"package_id": "planner"}, "bundleId"),
+        ({"start_url": "http://planner.example/"}, "https"),
+        ({"permissions": ("camera", "telepathy")}, "telepathy"),
+        ({"cert_fingerprints": ("AB:CD",)}, "fingerprint"),
+        ({"icon_png": b"GIF89a"}, "PNG"),
+        ({"version": "1.0"}, "semantic version"),
+    ],
 )
 def test_invalid_specs_refused(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -231,8 +280,13 @@ def test_invalid_specs_refused(overrides: dict[str, object], message: str) -> No
 def test_spec_from_a_web_app() -> None:
     page = parse_html(HTML, "https://planner.example/app/")
     app = parse_manifest(MANIFEST, page)
-    built = spec_for(app, name="Pocket Planner", bundle_id="com.example.planner",
-                     version="2.0.0-beta.1", permissions=["location"])
+    built = spec_for(
+        app,
+        name="Pocket Planner",
+        bundle_id="com.example.planner",
+        version="2.0.0-beta.1",
+        permissions=["location"],
+    )
     assert built.start_url == "https://planner.example/app/?source=pwa"
     assert built.permissions == ("gps",)
     assert built.display == "fullscreen"

@@ -21,13 +21,25 @@ pytest.importorskip("trustme")
 
 ICON = b"\x89PNG\r\n\x1a\n" + b"icon-bytes"
 PAGES = {
-    "/": (200, "text/html", b'<html><head><title>Demo</title>'
-          b'<link rel="manifest" href="/app.webmanifest"></head></html>'),
-    "/app.webmanifest": (200, "application/manifest+json", json.dumps({
-        "name": "Demo App", "short_name": "Demo", "start_url": "/?twa=1",
-        "theme_color": "#123456",
-        "icons": [{"src": "/icon-512.png", "sizes": "512x512", "type": "image/png"}],
-    }).encode()),
+    "/": (
+        200,
+        "text/html",
+        b"<html><head><title>Demo</title>"
+        b'<link rel="manifest" href="/app.webmanifest"></head></html>',
+    ),
+    "/app.webmanifest": (
+        200,
+        "application/manifest+json",
+        json.dumps(
+            {
+                "name": "Demo App",
+                "short_name": "Demo",
+                "start_url": "/?twa=1",
+                "theme_color": "#123456",
+                "icons": [{"src": "/icon-512.png", "sizes": "512x512", "type": "image/png"}],
+            }
+        ).encode(),
+    ),
     "/icon-512.png": (200, "image/png", ICON),
     "/no-manifest": (200, "text/html", b"<title>Bare</title>"),
 }
@@ -47,8 +59,12 @@ def site() -> Iterator[tuple[int, ssl.SSLContext]]:
 
 
 def build(url: str, policy: FetchPolicy, **kwargs: Any) -> bytes:
-    values: dict[str, Any] = {"name": "Demo App", "bundle_id": "com.example.demo",
-                              "version": "1.0.0", "permissions": ["camera"]}
+    values: dict[str, Any] = {
+        "name": "Demo App",
+        "bundle_id": "com.example.demo",
+        "version": "1.0.0",
+        "permissions": ["camera"],
+    }
     values.update(kwargs)
     return asyncio.run(build_android_project(url, policy=policy, **values))
 
@@ -62,8 +78,7 @@ def test_web_app_becomes_a_twa_project(site: tuple[int, ssl.SSLContext]) -> None
         strings = archive.read("twa/app/src/main/res/values/strings.xml").decode()
         assert f"https://localhost:{port}/?twa=1" in strings
         assert "#123456" in archive.read("twa/app/src/main/res/values/colors.xml").decode()
-        assert b"android.permission.CAMERA" in archive.read(
-            "twa/app/src/main/AndroidManifest.xml")
+        assert b"android.permission.CAMERA" in archive.read("twa/app/src/main/AndroidManifest.xml")
 
 
 def test_page_without_manifest_still_builds(site: tuple[int, ssl.SSLContext]) -> None:

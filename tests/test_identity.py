@@ -30,7 +30,9 @@ def test_cli_prints_what_it_created(server: Server) -> None:
     assert code == 0
     assert app["app"] == "dora-app"
     assert re.fullmatch(r"hs_[0-9a-f]{64}", app["secret"])
-    code, token = hutch(data, "token", "create", "--developer", "dora", "--name", "ci", "--expires", "1w")
+    code, token = hutch(
+        data, "token", "create", "--developer", "dora", "--name", "ci", "--expires", "1w"
+    )
     assert code == 0
     assert re.fullmatch(r"bh_[0-9a-f]{64}", token["token"])
     assert token["name"] == "ci"
@@ -50,7 +52,9 @@ def test_cli_refuses_duplicates_and_unknown_developers(server: Server) -> None:
 
 def test_secrets_and_tokens_are_stored_hashed(server: Server, carol: dict[str, str]) -> None:
     db = server.runtime.db  # type: ignore[attr-defined]
-    dump = " ".join(str(row) for table in ("apps", "tokens") for row in db.fetchall(f"SELECT * FROM {table}"))
+    dump = " ".join(
+        str(row) for table in ("apps", "tokens") for row in db.fetchall(f"SELECT * FROM {table}")
+    )
     assert carol["secret"] not in dump
     assert carol["token"] not in dump
     assert hashlib.sha256(carol["token"].encode()).hexdigest() in dump
@@ -59,7 +63,9 @@ def test_secrets_and_tokens_are_stored_hashed(server: Server, carol: dict[str, s
 def test_a_new_secret_works_at_once(server: Server) -> None:
     secret, _ = developer_with_app(server.settings.data, "fay", "fay-app")
     with server.client() as c:
-        answer = c.post("/api/telemetry", headers={"X-Secret": secret}, json={"kind": "info", "bits": {}})
+        answer = c.post(
+            "/api/telemetry", headers={"X-Secret": secret}, json={"kind": "info", "bits": {}}
+        )
     assert answer.status_code == 202
 
 
@@ -138,10 +144,16 @@ def test_an_expired_token_is_refused(server: Server) -> None:
         runtime = Runtime(server.settings)
         await runtime.start()
         created = TokenCreated(
-            id=uuid7(), developer="ivy", name="old", token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            prefix=token[:10], expires_at=now_micros() - 1,
+            id=uuid7(),
+            developer="ivy",
+            name="old",
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            prefix=token[:10],
+            expires_at=now_micros() - 1,
         )
-        await runtime.log.append("apps", [new_envelope("token.created.v1", encode(created), key="ivy")])
+        await runtime.log.append(
+            "apps", [new_envelope("token.created.v1", encode(created), key="ivy")]
+        )
         await catch_up(runtime.log, runtime.db, PROJECTION)
         await runtime.close()
 
@@ -154,7 +166,9 @@ def test_an_expired_token_is_refused(server: Server) -> None:
 def test_auth_status_says_who_is_calling(server: Server, carol: dict[str, str]) -> None:
     with server.client() as c:
         anonymous = c.get("/api/auth/status").json()
-        bearer = c.get("/api/auth/status", headers={"Authorization": f"Bearer {carol['token']}"}).json()
+        bearer = c.get(
+            "/api/auth/status", headers={"Authorization": f"Bearer {carol['token']}"}
+        ).json()
         wrong = c.put("/api/auth/status", headers={"Authorization": "Bearer bh_" + "0" * 64}).json()
     assert anonymous == {"authenticated": False, "method": None}
     assert bearer == {"authenticated": True, "method": "bearer", "developer": "carol"}
@@ -173,9 +187,15 @@ def test_health_checks_every_store(server: Server) -> None:
         assert c.get("/api/health").json()["id"] != body["id"]
 
 
-def test_metrics_count_requests_events_and_rejections(server: Server, carol: dict[str, str]) -> None:
+def test_metrics_count_requests_events_and_rejections(
+    server: Server, carol: dict[str, str]
+) -> None:
     with server.client() as c:
-        c.post("/api/telemetry", headers={"X-Secret": carol["secret"]}, json={"kind": "info", "bits": {}})
+        c.post(
+            "/api/telemetry",
+            headers={"X-Secret": carol["secret"]},
+            json={"kind": "info", "bits": {}},
+        )
         c.post("/api/telemetry", headers={"X-Secret": carol["secret"]}, json={"kind": "nope"})
         text = c.get("/metrics").text
     assert 'hutch_events_appended_total{topic="telemetry"}' in text

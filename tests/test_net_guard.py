@@ -37,17 +37,36 @@ ONLY_127_0_0_1 = parse_allowed_networks("127.0.0.1/32,::1/128")
 
 # --- literal checks ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "url",
     [
-        "https://127.0.0.1/", "https://127.1/", "https://2130706433/", "https://0x7f000001/",
-        "https://0177.0.0.1/", "https://0x7f.0.0.1/", "https://localhost/",
-        "https://LOCALHOST./", "https://app.localhost/", "https://[::1]/",
-        "https://[::ffff:127.0.0.1]/", "https://[::ffff:7f00:1]/", "https://[2002:a00:1::]/",
-        "https://[64:ff9b::a9fe:a9fe]/", "https://[fe80::1%25eth0]/", "https://10.0.0.8/",
-        "https://172.16.5.4/", "https://192.168.1.1/", "https://169.254.169.254/latest/",
-        "https://100.64.0.1/", "https://0.0.0.0/", "https://[::]/", "https://224.0.0.251/",
-        "https://255.255.255.255/", "https://[fd12::1]/", "https://[ff02::1]/",
+        "https://127.0.0.1/",
+        "https://127.1/",
+        "https://2130706433/",
+        "https://0x7f000001/",
+        "https://0177.0.0.1/",
+        "https://0x7f.0.0.1/",
+        "https://localhost/",
+        "https://LOCALHOST./",
+        "https://app.localhost/",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::ffff:7f00:1]/",
+        "https://[2002:a00:1::]/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[fe80::1%25eth0]/",
+        "https://10.0.0.8/",
+        "https://172.16.5.4/",
+        "https://192.168.1.1/",
+        "https://169.254.169.254/latest/",
+        "https://100.64.0.1/",
+        "https://0.0.0.0/",
+        "https://[::]/",
+        "https://224.0.0.251/",
+        "https://255.255.255.255/",
+        "https://[fd12::1]/",
+        "https://[ff02::1]/",
         "https://240.0.0.1/",
     ],
 )
@@ -79,8 +98,14 @@ def test_malformed_urls_refused(url: str, words: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["https://example.com/app", "https://8.8.8.8/", "https://[2606:4700::1111]/",
-     "https://bücher.de/", "https://dead.beef/", "https://example.com:8443/x?y=1"],
+    [
+        "https://example.com/app",
+        "https://8.8.8.8/",
+        "https://[2606:4700::1111]/",
+        "https://bücher.de/",
+        "https://dead.beef/",
+        "https://example.com:8443/x?y=1",
+    ],
 )
 def test_public_urls_accepted(url: str) -> None:
     assert check_url_literal(url) is None
@@ -96,7 +121,9 @@ def test_allowed_networks_open_named_ranges_only() -> None:
 
 def test_parse_allowed_networks() -> None:
     assert parse_allowed_networks(" 10.0.0.0/8 , ::1/128,") == (
-        ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     assert parse_allowed_networks("") == ()
     with pytest.raises(ValueError, match="HUTCH_BUILDER_ALLOW_NETWORKS"):
         parse_allowed_networks("10.0.0.0/8,not-a-net")
@@ -113,6 +140,7 @@ def test_embedded_ipv4_must_be_public_too() -> None:
 
 # --- DNS -----------------------------------------------------------------------------------
 
+
 def test_localhost_resolution_refused_unless_allowed() -> None:
     with pytest.raises(BlockedURL, match="not a public address"):
         asyncio.run(resolve_and_check("localhost", 443))
@@ -123,7 +151,9 @@ def test_localhost_resolution_refused_unless_allowed() -> None:
 
 def test_any_disallowed_address_refuses_the_host() -> None:
     assert check_resolved("h", ["8.8.8.8", "2606:4700::1111", "8.8.8.8"]) == [
-        ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("2606:4700::1111")]
+        ipaddress.ip_address("8.8.8.8"),
+        ipaddress.ip_address("2606:4700::1111"),
+    ]
     with pytest.raises(BlockedURL, match=r"10\.0\.0\.1"):
         check_resolved("h", ["8.8.8.8", "10.0.0.1"])
     with pytest.raises(BlockedURL, match="::1"):
@@ -133,6 +163,7 @@ def test_any_disallowed_address_refuses_the_host() -> None:
 
 
 # --- guarded fetches against a local HTTPS server ---------------------------------------------
+
 
 class _Handler(Handler):
     server: Any
@@ -144,14 +175,14 @@ class _Handler(Handler):
             "/": lambda: self.send(200, b"<html>hello</html>", Content_Type="text/html"),
             "/host": lambda: self.send(200, self.headers["Host"].encode()),
             "/to-root": lambda: self.send(302, Location="/"),
-            "/to-other-loopback": lambda: self.send(
-                302, Location=f"https://127.0.0.2:{port}/"),
+            "/to-other-loopback": lambda: self.send(302, Location=f"https://127.0.0.2:{port}/"),
             "/to-metadata": lambda: self.send(302, Location="https://169.254.169.254/"),
             "/to-http": lambda: self.send(301, Location=f"http://localhost:{port}/"),
             "/loop": lambda: self.send(307, Location="/loop"),
             "/big": lambda: self.send(200, b"x" * 100_000),
             "/bomb": lambda: self.send(
-                200, gzip.compress(b"\0" * 2_000_000), Content_Encoding="gzip"),
+                200, gzip.compress(b"\0" * 2_000_000), Content_Encoding="gzip"
+            ),
             "/missing": lambda: self.send(404, b"no"),
         }
         routes.get(self.path, routes["/missing"])()
@@ -184,7 +215,10 @@ def test_local_server_refused_unless_loopback_allowed(server: Any, tls: Any) -> 
     assert len(hits) == before  # refused before connecting
     result = get(f"https://localhost:{port}/", tls[1], allowed=LOOPBACK)
     assert (result.status, result.body, result.content_type) == (
-        200, b"<html>hello</html>", "text/html")
+        200,
+        b"<html>hello</html>",
+        "text/html",
+    )
 
 
 def test_pinned_connection_keeps_host_and_sni(server: Any, tls: Any) -> None:

@@ -55,7 +55,12 @@ class TestFilesystemStore(ObjectStoreConformance):
         return Response(200, body, headers)
 
     def http_put(
-        self, store: Any, url: str, body: bytes, *, content_type: str | None = None,
+        self,
+        store: Any,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
         later_s: float = 0,
     ) -> Response:
         key, params = split_signed_url(url)
@@ -67,8 +72,14 @@ class TestFilesystemStore(ObjectStoreConformance):
             return Response(403)
         assert grant.max_bytes is not None
         try:
-            run(store.put_stream(key, [body], max_bytes=grant.max_bytes,
-                                 content_type=grant.content_type or "application/octet-stream"))
+            run(
+                store.put_stream(
+                    key,
+                    [body],
+                    max_bytes=grant.max_bytes,
+                    content_type=grant.content_type or "application/octet-stream",
+                )
+            )
         except TooLarge:
             return Response(413)
         return Response(200)
@@ -81,8 +92,9 @@ def test_url_format(store: FilesystemObjectStore) -> None:
     assert key == "apps/demo/1.0.0/demo.apk"
     assert set(params) == {"expires", "filename", "sig"}
     assert abs(int(params["expires"]) - (time.time() + 300)) < 5
-    put = store.presign_put("apps/demo/1.0.0/demo.apk", 300, max_bytes=1000,
-                            content_type="image/png")
+    put = store.presign_put(
+        "apps/demo/1.0.0/demo.apk", 300, max_bytes=1000, content_type="image/png"
+    )
     assert set(split_signed_url(put)[1]) == {"expires", "max", "type", "sig"}
 
 

@@ -51,8 +51,9 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def _http(method: str, url: str, body: bytes | None, headers: dict[str, str],
-          later_s: float) -> Response:
+def _http(
+    method: str, url: str, body: bytes | None, headers: dict[str, str], later_s: float
+) -> Response:
     if later_s:
         time.sleep(later_s)  # a real server's clock decides expiry; nothing to inject
     answer = httpx.request(method, url, content=body, headers=headers, timeout=30)
@@ -64,7 +65,12 @@ class _HttpHooks(ObjectStoreConformance):
         return _http("GET", url, None, {}, later_s)
 
     def http_put(
-        self, store: Any, url: str, body: bytes, *, content_type: str | None = None,
+        self,
+        store: Any,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
         later_s: float = 0,
     ) -> Response:
         headers = {"content-type": content_type} if content_type else {}
@@ -122,9 +128,19 @@ def verifying_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     log = root / "versitygw.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [binary, "--access", CREDENTIALS[0], "--secret", CREDENTIALS[1],
-             "--port", f"127.0.0.1:{port}", "posix", str(root / "data")],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--access",
+                CREDENTIALS[0],
+                "--secret",
+                CREDENTIALS[1],
+                "--port",
+                f"127.0.0.1:{port}",
+                "posix",
+                str(root / "data"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_listening(port, process, log)
@@ -213,7 +229,11 @@ def test_unreachable_endpoint_is_unavailable() -> None:
 def test_location_from_url() -> None:
     loc = S3Location.from_url("s3://bucket?endpoint=http://h:9000&region=auto&prefix=/p/q/")
     assert (loc.bucket, loc.endpoint, loc.region, loc.prefix, loc.create_bucket) == (
-        "bucket", "http://h:9000", "auto", "p/q/", False
+        "bucket",
+        "http://h:9000",
+        "auto",
+        "p/q/",
+        False,
     )
     with pytest.raises(ValueError, match="s3://"):
         S3Location.from_url("http://bucket")

@@ -33,7 +33,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-from otlp_builders import (
+from tests.otlp_builders import (
     SPAN_ID,
     T0,
     TRACE_ID,
@@ -78,9 +78,18 @@ def test_span_rows_follow_the_exporter() -> None:
                 kv("ratio", 0.25),
                 kv("tiny", 1e-7),
                 kv("raw", b"\x01\x02"),
-                kv("list", AnyValue(array_value=ArrayValue(values=[
-                    AnyValue(string_value="<a>"), AnyValue(int_value=1), AnyValue(double_value=2.0),
-                ]))),
+                kv(
+                    "list",
+                    AnyValue(
+                        array_value=ArrayValue(
+                            values=[
+                                AnyValue(string_value="<a>"),
+                                AnyValue(int_value=1),
+                                AnyValue(double_value=2.0),
+                            ]
+                        )
+                    ),
+                ),
                 kv("map", AnyValue(kvlist_value=KeyValueList(values=[kv("z", 1), kv("a", "b")]))),
                 kv("none", AnyValue()),
             ],
@@ -88,8 +97,13 @@ def test_span_rows_follow_the_exporter() -> None:
             events=[Span.Event(time_unix_nano=T0 + 5, name="retry", attributes=[kv("n", 2)])],
             links=[Span.Link(trace_id=TRACE_ID, span_id=SPAN_ID, trace_state="x=1")],
         ),
-        span(2, parent_span_id=(1).to_bytes(8, "big"), kind=Span.SPAN_KIND_CLIENT,
-             start_time_unix_nano=T0 + 1000, end_time_unix_nano=T0),
+        span(
+            2,
+            parent_span_id=(1).to_bytes(8, "big"),
+            kind=Span.SPAN_KIND_CLIENT,
+            start_time_unix_nano=T0 + 1000,
+            end_time_unix_nano=T0,
+        ),
     )
     request.resource_spans[0].resource.attributes.append(kv("host.name", "web-1"))
     payload = request.SerializeToString()
@@ -134,7 +148,9 @@ def test_span_rows_follow_the_exporter() -> None:
     }
     assert list(first["SpanAttributes"]) == sorted(first["SpanAttributes"])
     assert (second["ParentSpanId"], second["SpanKind"], second["StatusCode"]) == (
-        "0000000000000001", "Client", "Unset",
+        "0000000000000001",
+        "Client",
+        "Unset",
     )
     assert second["Duration"] == 0  # ended before it started: not a wrapped uint64
 
@@ -158,11 +174,13 @@ def test_trace_lookup_spans_the_batch_per_app_and_trace() -> None:
     early = traces(span(1, start_time_unix_nano=T0))
     late = traces(span(2, start_time_unix_nano=T0 + 90_000_000_000))
     other = traces(span(3, trace_id=b"\x01" * 16))
-    rows = OtelTracesProjection(30).transform([
-        record("otlp.traces.v1", late.SerializeToString(), offset=0),
-        record("otlp.traces.v1", early.SerializeToString(), offset=1),
-        record("otlp.traces.v1", other.SerializeToString(), offset=2, app="other"),
-    ])
+    rows = OtelTracesProjection(30).transform(
+        [
+            record("otlp.traces.v1", late.SerializeToString(), offset=0),
+            record("otlp.traces.v1", early.SerializeToString(), offset=1),
+            record("otlp.traces.v1", other.SerializeToString(), offset=2, app="other"),
+        ]
+    )
     assert _rows(rows["otel_traces_trace_id_ts"]) == [
         {"App": "demo", "TraceId": TRACE_ID.hex(), "Start": 1_700_000_000, "End": 1_700_000_090},
         {"App": "other", "TraceId": "01" * 16, "Start": 1_700_000_000, "End": 1_700_000_000},
@@ -228,7 +246,9 @@ def test_log_rows_follow_the_exporter() -> None:
         "EventName": "payment.failed",
     }
     assert (second["Timestamp"], second["TraceId"], second["Body"]) == (
-        "1700000000.123456790", "", "plain",
+        "1700000000.123456790",
+        "",
+        "plain",
     )
 
 
@@ -236,34 +256,88 @@ def test_log_rows_follow_the_exporter() -> None:
 
 
 def _metrics_request(at: int = T0) -> Any:
-    exemplar = Exemplar(time_unix_nano=at, as_int=3, trace_id=TRACE_ID, span_id=SPAN_ID,
-                        filtered_attributes=[kv("k", "v")])
+    exemplar = Exemplar(
+        time_unix_nano=at,
+        as_int=3,
+        trace_id=TRACE_ID,
+        span_id=SPAN_ID,
+        filtered_attributes=[kv("k", "v")],
+    )
     point: dict[str, Any] = {
-        "start_time_unix_nano": at - 10, "time_unix_nano": at, "attributes": [kv("host", "a")],
+        "start_time_unix_nano": at - 10,
+        "time_unix_nano": at,
+        "attributes": [kv("host", "a")],
     }
     return metrics(
-        Metric(name="cpu", unit="1", description="CPU", gauge=Gauge(data_points=[
-            NumberDataPoint(as_double=0.5, exemplars=[exemplar], **point),
-            NumberDataPoint(as_double=float("nan"), flags=1, **point),
-        ])),
-        Metric(name="requests", sum=Sum(aggregation_temporality=CUMULATIVE, is_monotonic=True,
-                                        data_points=[NumberDataPoint(as_int=42, **point)])),
-        Metric(name="latency", histogram=Histogram(aggregation_temporality=DELTA, data_points=[
-            HistogramDataPoint(count=3, sum=6.0, bucket_counts=[1, 2], explicit_bounds=[5.0],
-                               min=1.0, max=4.0, **point),
-            HistogramDataPoint(count=1, bucket_counts=[1], explicit_bounds=[5.0], **point),
-        ])),
-        Metric(name="sizes", exponential_histogram=ExponentialHistogram(data_points=[
-            ExponentialHistogramDataPoint(
-                count=4, sum=10.0, scale=2, zero_count=1,
-                positive=ExponentialHistogramDataPoint.Buckets(offset=-1, bucket_counts=[1, 2]),
-                **point,
+        Metric(
+            name="cpu",
+            unit="1",
+            description="CPU",
+            gauge=Gauge(
+                data_points=[
+                    NumberDataPoint(as_double=0.5, exemplars=[exemplar], **point),
+                    NumberDataPoint(as_double=float("nan"), flags=1, **point),
+                ]
             ),
-        ])),
-        Metric(name="rpc", summary=Summary(data_points=[
-            SummaryDataPoint(count=5, sum=9.5, quantile_values=[
-                SummaryDataPoint.ValueAtQuantile(quantile=0.99, value=3.0)], **point),
-        ])),
+        ),
+        Metric(
+            name="requests",
+            sum=Sum(
+                aggregation_temporality=CUMULATIVE,
+                is_monotonic=True,
+                data_points=[NumberDataPoint(as_int=42, **point)],
+            ),
+        ),
+        Metric(
+            name="latency",
+            histogram=Histogram(
+                aggregation_temporality=DELTA,
+                data_points=[
+                    HistogramDataPoint(
+                        count=3,
+                        sum=6.0,
+                        bucket_counts=[1, 2],
+                        explicit_bounds=[5.0],
+                        min=1.0,
+                        max=4.0,
+                        **point,
+                    ),
+                    HistogramDataPoint(count=1, bucket_counts=[1], explicit_bounds=[5.0], **point),
+                ],
+            ),
+        ),
+        Metric(
+            name="sizes",
+            exponential_histogram=ExponentialHistogram(
+                data_points=[
+                    ExponentialHistogramDataPoint(
+                        count=4,
+                        sum=10.0,
+                        scale=2,
+                        zero_count=1,
+                        positive=ExponentialHistogramDataPoint.Buckets(
+                            offset=-1, bucket_counts=[1, 2]
+                        ),
+                        **point,
+                    ),
+                ]
+            ),
+        ),
+        Metric(
+            name="rpc",
+            summary=Summary(
+                data_points=[
+                    SummaryDataPoint(
+                        count=5,
+                        sum=9.5,
+                        quantile_values=[
+                            SummaryDataPoint.ValueAtQuantile(quantile=0.99, value=3.0)
+                        ],
+                        **point,
+                    ),
+                ]
+            ),
+        ),
         Metric(name="empty"),
     )
 
@@ -307,20 +381,48 @@ def test_metric_rows_go_to_their_tables() -> None:
 
     total = _rows(rows["otel_metrics_sum"])[0]
     assert (total["Value"], total["AggregationTemporality"], total["IsMonotonic"]) == (
-        42.0, 2, True,
+        42.0,
+        2,
+        True,
     )
 
     histogram, odd = _rows(rows["otel_metrics_histogram"])
     assert (odd["BucketCounts"], odd["ExplicitBounds"], odd["Sum"]) == ([1], [5.0], 0.0)
-    assert {k: histogram[k] for k in ("Count", "Sum", "BucketCounts", "ExplicitBounds", "Min",
-                                      "Max", "AggregationTemporality")} == {
-        "Count": 3, "Sum": 6.0, "BucketCounts": [1, 2], "ExplicitBounds": [5.0], "Min": 1.0,
-        "Max": 4.0, "AggregationTemporality": 1,
+    assert {
+        k: histogram[k]
+        for k in (
+            "Count",
+            "Sum",
+            "BucketCounts",
+            "ExplicitBounds",
+            "Min",
+            "Max",
+            "AggregationTemporality",
+        )
+    } == {
+        "Count": 3,
+        "Sum": 6.0,
+        "BucketCounts": [1, 2],
+        "ExplicitBounds": [5.0],
+        "Min": 1.0,
+        "Max": 4.0,
+        "AggregationTemporality": 1,
     }
     exponential = _rows(rows["otel_metrics_exponential_histogram"])[0]
-    assert {k: exponential[k] for k in ("Scale", "ZeroCount", "PositiveOffset",
-                                        "PositiveBucketCounts", "NegativeBucketCounts")} == {
-        "Scale": 2, "ZeroCount": 1, "PositiveOffset": -1, "PositiveBucketCounts": [1, 2],
+    assert {
+        k: exponential[k]
+        for k in (
+            "Scale",
+            "ZeroCount",
+            "PositiveOffset",
+            "PositiveBucketCounts",
+            "NegativeBucketCounts",
+        )
+    } == {
+        "Scale": 2,
+        "ZeroCount": 1,
+        "PositiveOffset": -1,
+        "PositiveBucketCounts": [1, 2],
         "NegativeBucketCounts": [],
     }
     summary = _rows(rows["otel_metrics_summary"])[0]
@@ -373,26 +475,43 @@ def test_projected_rows_load_into_chdb_and_answer_dashboard_queries(chdb: Any) -
     second = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     minute = second[:-2] + "00"
     trace_request = traces(
-        span(1, attributes=[kv("http.route", "/pay")], status=Status(code=Status.STATUS_CODE_ERROR),
-             start_time_unix_nano=at, end_time_unix_nano=at + 1_500_000,
-             events=[Span.Event(time_unix_nano=at, name="retry")]),
-        span(2, parent_span_id=(1).to_bytes(8, "big"), start_time_unix_nano=at + 2_000_000_000,
-             end_time_unix_nano=at + 2_500_000_000),
+        span(
+            1,
+            attributes=[kv("http.route", "/pay")],
+            status=Status(code=Status.STATUS_CODE_ERROR),
+            start_time_unix_nano=at,
+            end_time_unix_nano=at + 1_500_000,
+            events=[Span.Event(time_unix_nano=at, name="retry")],
+        ),
+        span(
+            2,
+            parent_span_id=(1).to_bytes(8, "big"),
+            start_time_unix_nano=at + 2_000_000_000,
+            end_time_unix_nano=at + 2_500_000_000,
+        ),
     )
     traces_payload = trace_request.SerializeToString()
     _load(chdb, OtelTracesProjection(30), [record("otlp.traces.v1", traces_payload)])
-    log_request = logs(LogRecord(
-        time_unix_nano=at,
-        severity_text="WARN",
-        severity_number=SeverityNumber.SEVERITY_NUMBER_WARN,
-        body=AnyValue(string_value="slow payment"), trace_id=TRACE_ID,
-    ))
+    log_request = logs(
+        LogRecord(
+            time_unix_nano=at,
+            severity_text="WARN",
+            severity_number=SeverityNumber.SEVERITY_NUMBER_WARN,
+            body=AnyValue(string_value="slow payment"),
+            trace_id=TRACE_ID,
+        )
+    )
     _load(chdb, OtelLogsProjection(30), [record("otlp.logs.v1", log_request.SerializeToString())])
-    _load(chdb, OtelMetricsProjection(30),
-          [record("otlp.metrics.v1", _metrics_request(at).SerializeToString())])
+    _load(
+        chdb,
+        OtelMetricsProjection(30),
+        [record("otlp.metrics.v1", _metrics_request(at).SerializeToString())],
+    )
 
     # Grafana's trace search: spans of a service in a time range, newest first.
-    assert _query(chdb, f"""
+    assert _query(
+        chdb,
+        f"""
         SELECT TraceId, SpanName, Duration / 1000000 AS ms, StatusCode,
                SpanAttributes['http.route'], toString(toUnixTimestamp64Nano(Timestamp)),
                Events.Name
@@ -401,28 +520,40 @@ def test_projected_rows_load_into_chdb_and_answer_dashboard_queries(chdb: Any) -
           AND Timestamp >= fromUnixTimestamp64Nano({now})
           AND Timestamp <= fromUnixTimestamp64Nano({now + 3_600_000_000_000})
         ORDER BY Timestamp DESC
-    """) == [
+    """,
+    ) == [
         [TRACE_ID.hex(), "op-2", 500, "Unset", "", str(at + 2_000_000_000), []],
         [TRACE_ID.hex(), "op-1", 1.5, "Error", "/pay", str(at), ["retry"]],
     ]
     # Grafana's trace view: the trace's time range first, then its spans.
     end = datetime.fromtimestamp(now // 1_000_000_000 + 2, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    assert _query(chdb, f"""
+    assert _query(
+        chdb,
+        f"""
         SELECT toString(min(Start)), toString(max(End)) FROM otel_traces_trace_id_ts
         WHERE App = 'demo' AND TraceId = '{TRACE_ID.hex()}'
-    """) == [[second, end]]
+    """,
+    ) == [[second, end]]
     # Grafana's log panel reads TimestampTime, which its DEFAULT fills.
-    assert _query(chdb, f"""
+    assert _query(
+        chdb,
+        f"""
         SELECT toString(TimestampTime), SeverityText, Body, TraceId FROM otel_logs
         WHERE App = 'demo' AND ServiceName = 'checkout' AND TimestampTime >= '{second}'
-    """) == [[second, "WARN", "slow payment", TRACE_ID.hex()]]
-    assert _query(chdb, """
+    """,
+    ) == [[second, "WARN", "slow payment", TRACE_ID.hex()]]
+    assert _query(
+        chdb,
+        """
         SELECT MetricName, toString(toStartOfMinute(TimeUnix)) AS t, max(Value), count()
         FROM otel_metrics_gauge WHERE App = 'demo' AND ServiceName = 'checkout'
         GROUP BY MetricName, t
-    """) == [["cpu", minute, 0.5, 2]]
+    """,
+    ) == [["cpu", minute, 0.5, 2]]
     assert _query(chdb, "SELECT isNaN(Value) FROM otel_metrics_gauge ORDER BY Flags") == [[0], [1]]
-    assert _query(chdb, """
+    assert _query(
+        chdb,
+        """
         SELECT * FROM (
         SELECT MetricName, toString(BucketCounts), toString(ExplicitBounds)
         FROM otel_metrics_histogram
@@ -432,7 +563,8 @@ def test_projected_rows_load_into_chdb_and_answer_dashboard_queries(chdb: Any) -
         FROM otel_metrics_summary
         UNION ALL SELECT MetricName, toString(IsMonotonic), toString(Value) FROM otel_metrics_sum
         ) ORDER BY MetricName, 2
-    """) == [
+    """,
+    ) == [
         ["latency", "[1,2]", "[5]"],
         ["latency", "[1]", "[5]"],
         ["requests", "true", "42"],

@@ -23,7 +23,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     NumberDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
+from tests.otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
 
 from ingest.otlp_codec import (
     BadRequest,
@@ -216,9 +216,7 @@ def test_metric_points_are_counted_and_metrics_without_data_rejected() -> None:
 
 def test_partial_success_in_protobuf_andotlp_json() -> None:
     checked = Checked(items=10, rejected=2, reason="span span_id must be 8 bytes")
-    response = ExportTraceServiceResponse.FromString(
-        encode_response("traces", checked, "protobuf")
-    )
+    response = ExportTraceServiceResponse.FromString(encode_response("traces", checked, "protobuf"))
     assert response.partial_success.rejected_spans == 2
     assert response.partial_success.error_message == (
         "2 of 10 spans rejected: span span_id must be 8 bytes"
@@ -278,10 +276,25 @@ def test_json_accepts_uppercase_hex_int64_as_string_or_number_enum_names_and_sna
                                     {"key": "d", "value": {"doubleValue": 1.5}},
                                     {"key": "nan", "value": {"doubleValue": "NaN"}},
                                     {"key": "by", "value": {"bytesValue": "aGk="}},
-                                    {"key": "arr", "value": {"arrayValue": {"values": [
-                                        {"stringValue": "x"}, {"boolValue": True}]}}},
-                                    {"key": "kv", "value": {"kvlistValue": {"values": [
-                                        {"key": "k", "value": {"intValue": 3}}]}}},
+                                    {
+                                        "key": "arr",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [
+                                                    {"stringValue": "x"},
+                                                    {"boolValue": True},
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "kv",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [{"key": "k", "value": {"intValue": 3}}]
+                                            }
+                                        },
+                                    },
                                 ],
                                 "somethingNew": {"ignored": True},
                             }
@@ -296,7 +309,9 @@ def test_json_accepts_uppercase_hex_int64_as_string_or_number_enum_names_and_sna
     decoded = request.resource_spans[0].scope_spans[0].spans[0]  # type: ignore[attr-defined]
     assert (decoded.trace_id, decoded.span_id) == (TRACE_ID, SPAN_ID)
     assert (decoded.kind, decoded.start_time_unix_nano, decoded.end_time_unix_nano) == (
-        Span.SPAN_KIND_CLIENT, T0, T0 + 10,
+        Span.SPAN_KIND_CLIENT,
+        T0,
+        T0 + 10,
     )
     values = {a.key: a.value for a in decoded.attributes}
     assert values["i"].int_value == -12
@@ -310,27 +325,73 @@ def test_json_accepts_uppercase_hex_int64_as_string_or_number_enum_names_and_sna
     "trace_id", ["zz" * 16, TRACE_ID.hex()[:-1], "W46P95gDgQPSabYzgT/GDA==", 42, ""]
 )
 def test_json_ids_that_are_not_16_byte_hex_are_rejected_items(trace_id: Any) -> None:
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
-        {"traceId": TRACE_ID.hex(), "spanId": SPAN_ID.hex()},
-        {"traceId": trace_id, "spanId": SPAN_ID.hex()},
-    ]}]}]}
+    body = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {"traceId": TRACE_ID.hex(), "spanId": SPAN_ID.hex()},
+                            {"traceId": trace_id, "spanId": SPAN_ID.hex()},
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     checked = check("traces", orjson.dumps(body), "json")
     assert (checked.items, checked.rejected) == (2, 1)
 
 
 def test_json_log_and_exemplar_ids_are_hex_too() -> None:
-    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
-        {"traceId": TRACE_ID.hex(), "spanId": SPAN_ID.hex(), "body": {"stringValue": "hi"}},
-        {"traceId": "not hex"},
-    ]}]}]}
+    body = {
+        "resourceLogs": [
+            {
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "traceId": TRACE_ID.hex(),
+                                "spanId": SPAN_ID.hex(),
+                                "body": {"stringValue": "hi"},
+                            },
+                            {"traceId": "not hex"},
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     request = decode_request("logs", orjson.dumps(body), "application/json")
     first = request.resource_logs[0].scope_logs[0].log_records[0]  # type: ignore[attr-defined]
     assert (first.trace_id, first.span_id) == (TRACE_ID, SPAN_ID)
     assert check("logs", orjson.dumps(body), "json").rejected == 1
 
-    gauge = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "g", "gauge": {
-        "dataPoints": [{"asDouble": 1.0, "exemplars": [{"traceId": TRACE_ID.hex(),
-                                                         "spanId": SPAN_ID.hex()}]}]}}]}]}]}
+    gauge = {
+        "resourceMetrics": [
+            {
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "g",
+                                "gauge": {
+                                    "dataPoints": [
+                                        {
+                                            "asDouble": 1.0,
+                                            "exemplars": [
+                                                {"traceId": TRACE_ID.hex(), "spanId": SPAN_ID.hex()}
+                                            ],
+                                        }
+                                    ]
+                                },
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     request = decode_request("metrics", orjson.dumps(gauge), "application/json")
     metric = request.resource_metrics[0].scope_metrics[0].metrics[0]  # type: ignore[attr-defined]
     assert metric.gauge.data_points[0].exemplars[0].trace_id == TRACE_ID

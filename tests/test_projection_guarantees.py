@@ -18,7 +18,9 @@ from storage.log.sqlite import SQLiteLog
 from tests.conftest import make_settings
 from tests.helpers import hutch
 
-ROWS = f"SELECT toString(id), app, toString(kind), version, bits, received_at FROM {TABLE} ORDER BY id"
+ROWS = (
+    f"SELECT toString(id), app, toString(kind), version, bits, received_at FROM {TABLE} ORDER BY id"
+)
 
 
 def events(count: int, app: str = "guarded") -> list[Any]:

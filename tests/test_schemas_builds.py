@@ -97,8 +97,20 @@ def test_file_name_accepted(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "   ", "../app.apk", "dir/app.apk", "dir\\app.apk", "app\x00.apk", ".htaccess",
-     "-rf.apk", "a\u202eknp.exe", "app.apk\n", " app.apk", "x" * 201],
+    [
+        "",
+        "   ",
+        "../app.apk",
+        "dir/app.apk",
+        "dir\\app.apk",
+        "app\x00.apk",
+        ".htaccess",
+        "-rf.apk",
+        "a\u202eknp.exe",
+        "app.apk\n",
+        " app.apk",
+        "x" * 201,
+    ],
 )
 def test_file_name_refused(name: str) -> None:
     with pytest.raises(ValueError, match="fileName"):
@@ -114,8 +126,18 @@ def test_artifact_key_is_a_valid_object_key() -> None:
 
 
 def test_semver_precedence() -> None:
-    chain = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
-             "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0"]
+    chain = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.10.0",
+    ]
     for lower, higher in itertools.pairwise(chain):
         assert is_newer(higher, lower)
         assert not is_newer(lower, higher)
@@ -130,8 +152,17 @@ def test_semver_refused(text: str) -> None:
 
 
 def test_version_code_increases_with_precedence() -> None:
-    chain = ["0.0.1", "0.1.0", "0.9.999", "1.0.0-beta.3", "1.0.0", "1.0.1", "1.999.999",
-             "2.0.0", "209.999.999"]
+    chain = [
+        "0.0.1",
+        "0.1.0",
+        "0.9.999",
+        "1.0.0-beta.3",
+        "1.0.0",
+        "1.0.1",
+        "1.999.999",
+        "2.0.0",
+        "209.999.999",
+    ]
     codes = [version_code(v) for v in chain]
     assert codes == sorted(codes)
     assert len(set(codes)) == len(codes)
@@ -150,8 +181,19 @@ def test_bundle_id_accepted(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["myapp", "com..app", ".com.app", "com.app.", "com.1app", "com.my-app", "com.example.new",
-     "com._x", "com.ex ample", "com.exämple", ""],
+    [
+        "myapp",
+        "com..app",
+        ".com.app",
+        "com.app.",
+        "com.1app",
+        "com.my-app",
+        "com.example.new",
+        "com._x",
+        "com.ex ample",
+        "com.exämple",
+        "",
+    ],
 )
 def test_bundle_id_refused_for_android(value: str) -> None:
     with pytest.raises(ValueError, match="bundleId"):

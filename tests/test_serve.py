@@ -85,10 +85,15 @@ def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Path) -> None:
 
     restarted = Served(data, port)
     try:
-        with httpx.Client(base_url=restarted.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(
+            base_url=restarted.url, headers={"Authorization": f"Bearer {token}"}
+        ) as c:
 
             def listed() -> list[int] | None:
-                ns = [e["bits"]["n"] for e in list_all(c, "/api/telemetry", "events", version="burst", limit="1000")]
+                ns = [
+                    e["bits"]["n"]
+                    for e in list_all(c, "/api/telemetry", "events", version="burst", limit="1000")
+                ]
                 return ns if acknowledged <= set(ns) else None
 
             ns = eventually(listed, timeout_s=60)
@@ -108,5 +113,9 @@ def test_ctrl_c_stops_every_process(data: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
         time.sleep(0.1)
-    alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
+    alive = [
+        c
+        for c in children
+        if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]
+    ]
     assert alive == []

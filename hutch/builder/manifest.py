@@ -19,9 +19,20 @@ Display = Literal["fullscreen", "standalone", "minimal-ui", "browser"]
 _DISPLAYS: tuple[Display, ...] = ("fullscreen", "standalone", "minimal-ui", "browser")
 _HEX = re.compile(r"#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _RGB = re.compile(r"rgba?\(\s*(\d{1,3})[\s,]+(\d{1,3})[\s,]+(\d{1,3})\s*(?:[,/][^)]*)?\)")
-_NAMED = {"white": "#FFFFFF", "black": "#000000", "red": "#FF0000", "green": "#008000",
-          "blue": "#0000FF", "gray": "#808080", "grey": "#808080", "yellow": "#FFFF00",
-          "orange": "#FFA500", "purple": "#800080", "navy": "#000080", "teal": "#008080"}
+_NAMED = {
+    "white": "#FFFFFF",
+    "black": "#000000",
+    "red": "#FF0000",
+    "green": "#008000",
+    "blue": "#0000FF",
+    "gray": "#808080",
+    "grey": "#808080",
+    "yellow": "#FFFF00",
+    "orange": "#FFA500",
+    "purple": "#800080",
+    "navy": "#000080",
+    "teal": "#008080",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +176,14 @@ def _manifest_icons(raw: object, manifest_url: str) -> tuple[Icon, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("src"), str):
             continue
         purpose = frozenset(str(item.get("purpose") or "any").lower().split()) or {"any"}
-        icons.append(Icon(src=urljoin(manifest_url, item["src"]), sizes=_sizes(item.get("sizes")),
-                          type=_text(item.get("type")), purpose=frozenset(purpose)))
+        icons.append(
+            Icon(
+                src=urljoin(manifest_url, item["src"]),
+                sizes=_sizes(item.get("sizes")),
+                type=_text(item.get("type")),
+                purpose=frozenset(purpose),
+            )
+        )
     return tuple(icons)
 
 

@@ -142,21 +142,40 @@ def android_manifest(spec: TwaSpec) -> bytes:
         if permission.max_sdk is not None:
             attrs["maxSdkVersion"] = str(permission.max_sdk)
         _el(root, "uses-permission", **attrs)
-    app = _el(root, "application", allowBackup="true",
-              icon="@mipmap/ic_launcher" if spec.icon_png else "@drawable/ic_launcher",
-              label="@string/appName", supportsRtl="true",
-              theme="@android:style/Theme.Translucent.NoTitleBar")
+    app = _el(
+        root,
+        "application",
+        allowBackup="true",
+        icon="@mipmap/ic_launcher" if spec.icon_png else "@drawable/ic_launcher",
+        label="@string/appName",
+        supportsRtl="true",
+        theme="@android:style/Theme.Translucent.NoTitleBar",
+    )
     _el(app, "meta-data", name="asset_statements", resource="@string/assetStatements")
     if spec.manifest_url:
         _el(app, "meta-data", name="web_manifest_url", value=spec.manifest_url)
-    activity = _el(app, "activity", name=f"{HELPER}.LauncherActivity", exported="true",
-                   label="@string/launcherName", alwaysRetainTaskState="true")
+    activity = _el(
+        app,
+        "activity",
+        name=f"{HELPER}.LauncherActivity",
+        exported="true",
+        label="@string/launcherName",
+        alwaysRetainTaskState="true",
+    )
     _el(activity, "meta-data", name=f"{TRUSTED}.DEFAULT_URL", value="@string/launchUrl")
     _el(activity, "meta-data", name=f"{TRUSTED}.STATUS_BAR_COLOR", resource="@color/colorPrimary")
-    _el(activity, "meta-data", name=f"{TRUSTED}.NAVIGATION_BAR_COLOR",
-        resource="@color/navigationColor")
-    _el(activity, "meta-data", name=f"{TRUSTED}.SPLASH_SCREEN_BACKGROUND_COLOR",
-        resource="@color/backgroundColor")
+    _el(
+        activity,
+        "meta-data",
+        name=f"{TRUSTED}.NAVIGATION_BAR_COLOR",
+        resource="@color/navigationColor",
+    )
+    _el(
+        activity,
+        "meta-data",
+        name=f"{TRUSTED}.SPLASH_SCREEN_BACKGROUND_COLOR",
+        resource="@color/backgroundColor",
+    )
     if spec.display == "fullscreen":
         _el(activity, "meta-data", name=f"{TRUSTED}.DISPLAY_MODE", value="immersive")
     if spec.orientation:
@@ -170,12 +189,17 @@ def android_manifest(spec: TwaSpec) -> bytes:
     _el(links, "category", name="android.intent.category.BROWSABLE")
     _el(links, "data", scheme="https", host=urlsplit(spec.start_url).hostname or "")
     _el(app, "activity", name=f"{HELPER}.FocusActivity")
-    _el(app, "activity", name=f"{HELPER}.WebViewFallbackActivity",
-        configChanges="orientation|screenSize")
+    _el(
+        app,
+        "activity",
+        name=f"{HELPER}.WebViewFallbackActivity",
+        configChanges="orientation|screenSize",
+    )
     if "notifications" in spec.permissions:
         # Lets the site's web notifications show as the app's own.
-        service = _el(app, "service", name=f"{HELPER}.DelegationService", enabled="true",
-                      exported="true")
+        service = _el(
+            app, "service", name=f"{HELPER}.DelegationService", enabled="true", exported="true"
+        )
         action = ET.SubElement(service, "intent-filter")
         _el(action, "action", name=f"{TRUSTED}.TRUSTED_WEB_ACTIVITY_SERVICE")
         _el(action, "category", name="android.intent.category.DEFAULT")
@@ -184,16 +208,27 @@ def android_manifest(spec: TwaSpec) -> bytes:
 
 def asset_statements(spec: TwaSpec) -> list[dict[str, object]]:
     """The app's side of the link: it may handle every URL of the site."""
-    return [{"relation": ["delegate_permission/common.handle_all_urls"],
-             "target": {"namespace": "web", "site": f"https://{spec.host}"}}]
+    return [
+        {
+            "relation": ["delegate_permission/common.handle_all_urls"],
+            "target": {"namespace": "web", "site": f"https://{spec.host}"},
+        }
+    ]
 
 
 def assetlinks_json(spec: TwaSpec) -> bytes:
     """The site's side, to serve at https://<host>/.well-known/assetlinks.json."""
     fingerprints = list(spec.cert_fingerprints) or ["REPLACE_WITH_YOUR_SIGNING_KEY_SHA256"]
-    statement = [{"relation": ["delegate_permission/common.handle_all_urls"],
-                  "target": {"namespace": "android_app", "package_name": spec.package_id,
-                             "sha256_cert_fingerprints": fingerprints}}]
+    statement = [
+        {
+            "relation": ["delegate_permission/common.handle_all_urls"],
+            "target": {
+                "namespace": "android_app",
+                "package_name": spec.package_id,
+                "sha256_cert_fingerprints": fingerprints,
+            },
+        }
+    ]
     return orjson.dumps(statement, option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -211,26 +246,32 @@ def project_files(spec: TwaSpec) -> dict[str, bytes]:
         "settings.gradle": _SETTINGS.format(name=gradle_string(spec.app_name)).encode(),
         "build.gradle": _ROOT_BUILD.format(agp=ANDROID_GRADLE_PLUGIN).encode(),
         "gradle.properties": b"android.useAndroidX=true\norg.gradle.jvmargs=-Xmx1536m\n",
-        "gradle/wrapper/gradle-wrapper.properties": _WRAPPER.format(
-            gradle=GRADLE_VERSION).encode(),
+        "gradle/wrapper/gradle-wrapper.properties": _WRAPPER.format(gradle=GRADLE_VERSION).encode(),
         "app/build.gradle": _APP_BUILD.format(
-            package=gradle_string(spec.package_id), sdk=COMPILE_SDK, min_sdk=MIN_SDK,
-            code=spec.code, version=gradle_string(spec.version),
+            package=gradle_string(spec.package_id),
+            sdk=COMPILE_SDK,
+            min_sdk=MIN_SDK,
+            code=spec.code,
+            version=gradle_string(spec.version),
             helper=gradle_string(BROWSER_HELPER),
         ).encode(),
         "app/proguard-rules.pro": b"# android-browser-helper ships its own keep rules.\n",
         "app/src/main/AndroidManifest.xml": android_manifest(spec),
-        "app/src/main/res/values/strings.xml": _resources({
-            "appName": ("string", android_string(spec.app_name)),
-            "launcherName": ("string", android_string(spec.launcher_name)),
-            "launchUrl": ("string", android_string(spec.start_url)),
-            "assetStatements": ("string", android_string(statements)),
-        }),
-        "app/src/main/res/values/colors.xml": _resources({
-            "colorPrimary": ("color", spec.theme_color),
-            "navigationColor": ("color", spec.navigation_color),
-            "backgroundColor": ("color", spec.background_color),
-        }),
+        "app/src/main/res/values/strings.xml": _resources(
+            {
+                "appName": ("string", android_string(spec.app_name)),
+                "launcherName": ("string", android_string(spec.launcher_name)),
+                "launchUrl": ("string", android_string(spec.start_url)),
+                "assetStatements": ("string", android_string(statements)),
+            }
+        ),
+        "app/src/main/res/values/colors.xml": _resources(
+            {
+                "colorPrimary": ("color", spec.theme_color),
+                "navigationColor": ("color", spec.navigation_color),
+                "backgroundColor": ("color", spec.background_color),
+            }
+        ),
         "assetlinks.json": assetlinks_json(spec),
         "README.md": _README.format(host=spec.host, package=spec.package_id).encode(),
     }
@@ -242,10 +283,20 @@ def project_files(spec: TwaSpec) -> dict[str, bytes]:
 
 
 def _default_icon(color: str) -> bytes:
-    root = ET.Element("vector", {_a("width"): "108dp", _a("height"): "108dp",
-                                 _a("viewportWidth"): "108", _a("viewportHeight"): "108"})
-    ET.SubElement(root, "path", {_a("fillColor"): color,
-                                 _a("pathData"): "M54,54m-44,0a44,44 0,1 1,88 0a44,44 0,1 1,-88 0"})
+    root = ET.Element(
+        "vector",
+        {
+            _a("width"): "108dp",
+            _a("height"): "108dp",
+            _a("viewportWidth"): "108",
+            _a("viewportHeight"): "108",
+        },
+    )
+    ET.SubElement(
+        root,
+        "path",
+        {_a("fillColor"): color, _a("pathData"): "M54,54m-44,0a44,44 0,1 1,88 0a44,44 0,1 1,-88 0"},
+    )
     return _xml(root)
 
 

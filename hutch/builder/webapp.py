@@ -36,8 +36,13 @@ async def load_web_app(url: str, policy: FetchPolicy) -> tuple[WebApp, bytes | N
 
     async def get(target: str, limit: int, what: str) -> bytes | None:
         try:
-            result = await fetch(target, allowed=policy.allowed, verify=policy.verify,
-                                 max_bytes=limit, timeout_s=policy.timeout_s)
+            result = await fetch(
+                target,
+                allowed=policy.allowed,
+                verify=policy.verify,
+                max_bytes=limit,
+                timeout_s=policy.timeout_s,
+            )
         except BlockedURL as exc:
             raise BuildFailed(f"refused to fetch the {what}: {exc}") from None
         except FetchError as exc:
@@ -74,9 +79,15 @@ async def build_android_project(
     """The zipped TWA project for the web app at `url`. Raises BuildFailed."""
     app, icon = await load_web_app(url, policy)
     try:
-        spec = spec_for(app, name=name, bundle_id=bundle_id, version=version,
-                        permissions=permissions, icon_png=icon,
-                        cert_fingerprints=cert_fingerprints)
+        spec = spec_for(
+            app,
+            name=name,
+            bundle_id=bundle_id,
+            version=version,
+            permissions=permissions,
+            icon_png=icon,
+            cert_fingerprints=cert_fingerprints,
+        )
         return project_zip(spec)
     except ValueError as exc:
         raise BuildFailed(str(exc)) from None

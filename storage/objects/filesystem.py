@@ -109,8 +109,9 @@ class FilesystemObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        return StoredObject(key=key, size=meter.size, sha256=meter.sha256,
-                            content_type=content_type)
+        return StoredObject(
+            key=key, size=meter.size, sha256=meter.sha256, content_type=content_type
+        )
 
     async def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -177,7 +178,10 @@ class FilesystemObjectStore:
         validate_expiry(expires_s, MAX_PRESIGN_SECONDS)
         expires = int(self._clock()) + expires_s
         grant = Grant(
-            method="PUT", key=key, expires=expires, max_bytes=max_bytes,
+            method="PUT",
+            key=key,
+            expires=expires,
+            max_bytes=max_bytes,
             content_type=content_type,
         )
         return sign_url(self._secret, self._public_url, grant)

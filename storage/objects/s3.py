@@ -175,21 +175,32 @@ class S3ObjectStore:
         second = await anext(parts, None) if len(first) == self.part_size else None
         if second is None:
             await self._call(
-                self._client.put_object, key, Bucket=self.location.bucket, Key=s3_key,
-                Body=first, ContentType=content_type,
+                self._client.put_object,
+                key,
+                Bucket=self.location.bucket,
+                Key=s3_key,
+                Body=first,
+                ContentType=content_type,
             )
         else:
             await self._multipart(s3_key, content_type, first, second, parts)
-        return StoredObject(key=key, size=meter.size, sha256=meter.sha256,
-                            content_type=content_type)
+        return StoredObject(
+            key=key, size=meter.size, sha256=meter.sha256, content_type=content_type
+        )
 
     async def _multipart(
-        self, s3_key: str, content_type: str, first: bytes, second: bytes,
+        self,
+        s3_key: str,
+        content_type: str,
+        first: bytes,
+        second: bytes,
         rest: AsyncIterator[bytes],
     ) -> None:
         bucket = self.location.bucket
         created = await self._call(
-            self._client.create_multipart_upload, Bucket=bucket, Key=s3_key,
+            self._client.create_multipart_upload,
+            Bucket=bucket,
+            Key=s3_key,
             ContentType=content_type,
         )
         upload_id = created["UploadId"]
@@ -198,8 +209,12 @@ class S3ObjectStore:
         async def send(body: bytes) -> None:
             number = len(done) + 1
             answer = await self._call(
-                self._client.upload_part, Bucket=bucket, Key=s3_key, UploadId=upload_id,
-                PartNumber=number, Body=body,
+                self._client.upload_part,
+                Bucket=bucket,
+                Key=s3_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
             )
             done.append({"PartNumber": number, "ETag": answer["ETag"]})
 
@@ -209,15 +224,16 @@ class S3ObjectStore:
             async for part in rest:
                 await send(part)
             await self._call(
-                self._client.complete_multipart_upload, Bucket=bucket, Key=s3_key,
-                UploadId=upload_id, MultipartUpload={"Parts": done},
+                self._client.complete_multipart_upload,
+                Bucket=bucket,
+                Key=s3_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
             )
         except BaseException:
             # Shielded: even when the upload is cancelled its parts must not linger.
             await asyncio.shield(
-                asyncio.to_thread(
-                    self._abort, Bucket=bucket, Key=s3_key, UploadId=upload_id
-                )
+                asyncio.to_thread(self._abort, Bucket=bucket, Key=s3_key, UploadId=upload_id)
             )
             raise
 

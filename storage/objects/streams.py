@@ -49,9 +49,7 @@ class Meter:
         return self._hash.hexdigest()
 
 
-async def metered_parts(
-    chunks: Chunks, meter: Meter, part_size: int
-) -> AsyncIterator[bytes]:
+async def metered_parts(chunks: Chunks, meter: Meter, part_size: int) -> AsyncIterator[bytes]:
     """Regroup chunks into parts of exactly `part_size` bytes (the last may be shorter).
 
     Each chunk is metered before it is buffered, so at most one part plus one chunk is held

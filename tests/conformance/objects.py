@@ -105,7 +105,12 @@ class ObjectStoreConformance:
         raise NotImplementedError
 
     def http_put(
-        self, store: Any, url: str, body: bytes, *, content_type: str | None = None,
+        self,
+        store: Any,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
         later_s: float = 0,
     ) -> Response:
         raise NotImplementedError
@@ -118,8 +123,14 @@ class ObjectStoreConformance:
     def test_put_reports_size_and_sha256(self, store: ObjectStore) -> None:
         data = payload(100_000)
         apk = "application/vnd.android.package-archive"
-        stored = run(store.put_stream("apps/demo/1.0.0/app.apk", agen([data[:7], data[7:]]),
-                                      max_bytes=1 << 20, content_type=apk))
+        stored = run(
+            store.put_stream(
+                "apps/demo/1.0.0/app.apk",
+                agen([data[:7], data[7:]]),
+                max_bytes=1 << 20,
+                content_type=apk,
+            )
+        )
         assert stored.size == len(data)
         assert stored.sha256 == hashlib.sha256(data).hexdigest()
         info = run(store.head("apps/demo/1.0.0/app.apk"))
@@ -130,8 +141,11 @@ class ObjectStoreConformance:
     def test_sync_and_async_chunk_sources(self, store: ObjectStore) -> None:
         data = payload(50_000, seed=2)
         run(store.put_stream("a/sync.bin", sync_chunks(data, 999), max_bytes=len(data)))
-        run(store.put_stream("a/async.bin", agen(list(sync_chunks(data, 4096))),
-                             max_bytes=len(data)))
+        run(
+            store.put_stream(
+                "a/async.bin", agen(list(sync_chunks(data, 4096))), max_bytes=len(data)
+            )
+        )
         assert run(read_all(store, "a/sync.bin")) == data
         assert run(read_all(store, "a/async.bin")) == data
 
@@ -145,8 +159,11 @@ class ObjectStoreConformance:
 
     def test_large_upload_spanning_parts(self, store: ObjectStore) -> None:
         data = payload(self.big_size + 12345, seed=3)
-        stored = run(store.put_stream("apps/big/2.0.0/big.bin", sync_chunks(data, 64 << 10),
-                                      max_bytes=len(data)))
+        stored = run(
+            store.put_stream(
+                "apps/big/2.0.0/big.bin", sync_chunks(data, 64 << 10), max_bytes=len(data)
+            )
+        )
         assert stored.sha256 == hashlib.sha256(data).hexdigest()
         opened = run(store.open("apps/big/2.0.0/big.bin"))
         assert opened.info.size == len(data)
@@ -158,8 +175,9 @@ class ObjectStoreConformance:
     def test_too_large_leaves_nothing(self, store: ObjectStore) -> None:
         data = payload(self.big_size + 1, seed=4)
         with pytest.raises(TooLarge):
-            run(store.put_stream("a/huge.bin", sync_chunks(data, 64 << 10),
-                                 max_bytes=self.big_size))
+            run(
+                store.put_stream("a/huge.bin", sync_chunks(data, 64 << 10), max_bytes=self.big_size)
+            )
         assert run(store.head("a/huge.bin")) is None
         with pytest.raises(NotFound):
             run(store.open("a/huge.bin"))
@@ -171,8 +189,7 @@ class ObjectStoreConformance:
         assert run(read_all(store, "a/keep.bin")) == b"old"
 
     def test_overwrite_replaces_bytes_and_type(self, store: ObjectStore) -> None:
-        run(store.put_stream("img/icon", [b"GIF89a..."], max_bytes=100,
-                             content_type="image/gif"))
+        run(store.put_stream("img/icon", [b"GIF89a..."], max_bytes=100, content_type="image/gif"))
         run(store.put_stream("img/icon", [b"\x89PNG"], max_bytes=100, content_type="image/png"))
         info = run(store.head("img/icon"))
         assert info is not None
