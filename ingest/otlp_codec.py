@@ -22,7 +22,7 @@ from typing import Literal
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from google.rpc import status_pb2  # type: ignore[import-untyped]
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2

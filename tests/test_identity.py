@@ -85,7 +85,7 @@ def test_at_most_five_live_tokens(server: Server) -> None:
         assert len(listed) == 5
         revoked = c.delete(f"/api/tokens/{listed[-1]['id']}")
         assert revoked.status_code == 200
-    code, replacement = hutch(data, "token", "create", "--developer", "gus")
+    code, _replacement = hutch(data, "token", "create", "--developer", "gus")
     assert code == 0
 
 

@@ -33,6 +33,12 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from projections.base import AnalyticsProjection
+from projections.otel_logs import OtelLogsProjection
+from projections.otel_metrics import OtelMetricsProjection
+from projections.otel_traces import OtelTracesProjection
+from schemas.envelope import JSON
 from tests.otlp_builders import (
     SPAN_ID,
     T0,
@@ -45,12 +51,6 @@ from tests.otlp_builders import (
     span,
     traces,
 )
-
-from projections.base import AnalyticsProjection
-from projections.otel_logs import OtelLogsProjection
-from projections.otel_metrics import OtelMetricsProjection
-from projections.otel_traces import OtelTracesProjection
-from schemas.envelope import JSON
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA

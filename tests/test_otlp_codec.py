@@ -23,7 +23,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     NumberDataPoint,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from tests.otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
 
 from ingest.otlp_codec import (
     BadRequest,
@@ -39,6 +38,7 @@ from ingest.otlp_codec import (
     inflate,
 )
 from ingest.otlp_rules import NO_METRIC_DATA
+from tests.otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
 
 MiB = 1 << 20
 

@@ -46,7 +46,7 @@ class Served:
 
 @pytest.fixture
 def data(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"
+    return tmp_path / "data"
 
 
 @pytest.mark.slow
