@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from hutch.runtime import tune_gc_for_batches
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import new_envelope
@@ -71,6 +72,7 @@ async def measure(events: int, batch: int) -> dict[str, float]:
         ceiling_s = time.perf_counter() - started
         del blocks, records
 
+        tune_gc_for_batches()  # as Runtime does when it runs projectors
         stop = asyncio.Event()
         consumer = log.consumer(group_name(projection), projection.topics)
         runner = AnalyticsRunner(projection, consumer, analytics, batch=batch, linger_s=0.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,17 @@ from storage.relational import Relational
 log = logging.getLogger(__name__)
 
 RETENTION_REFRESH_S = 5.0
+GC_THRESHOLD = 50_000
+
+
+def tune_gc_for_batches() -> None:
+    """Projectors hold batches of hundreds of thousands of small objects. With the default
+    thresholds (700, 10, 10) building one batch triggers hundreds of collections, and the
+    full ones rescan everything alive: reading a batch from the log ran at half speed.
+    Collect far less often, and leave what start-up created out of collections for good."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 50)
 
 
 @dataclass
@@ -70,6 +82,7 @@ class Runtime:
             for projection in self.analytics_projections():
                 await asyncio.to_thread(ensure_tables, self.analytics, projection)
         if self.run_projectors:
+            tune_gc_for_batches()
             self.start_projectors()
 
     def start_projectors(self) -> None:

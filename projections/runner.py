@@ -82,24 +82,48 @@ class AnalyticsRunner:
         self._lag_checked = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Poll, transform, write, commit, until `stop`.
+
+        While one batch is being written (the engine works without the GIL), the next one
+        is already polled and transformed, so Python and ClickHouse work at the same time.
+        Its `begin` still waits for the previous commit. Polls are never merged: a batch
+        delivered again after a crash is written with exactly its first boundaries, hence
+        the same deduplication tokens.
+        """
         await self.consumer.start()
         try:
+            batch = await self._prepare()
             while not stop.is_set():
-                records = await self.consumer.poll(self.batch, 1.0)
-                for chunk in chunks(records):
-                    await self._apply(chunk, stop)
+                if not batch:
+                    batch = await self._prepare()
+                    continue
+                writing = asyncio.create_task(self._write(batch, stop))
+                full = sum(len(chunk) for chunk, _ in batch) >= self.batch
+                following = await self._prepare() if full else []
+                await writing
                 await self._report_lag()
-                if 0 < len(records) < self.batch:
-                    # A small batch: let the log fill a little before the next poll. Polls are
-                    # never merged, so a batch delivered again after a crash is written with
-                    # exactly its first boundaries (and its deduplication tokens).
+                if not full:
+                    # A small batch: let the log fill a little before the next poll.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.linger_s)
+                batch = following
         finally:
             await self.consumer.close()
 
-    async def _apply(self, chunk: list[Record], stop: asyncio.Event) -> None:
-        rows = await asyncio.to_thread(self.projection.transform, chunk)
+    async def _prepare(self) -> list[tuple[list[Record], Rows]]:
+        """The next poll, split into topic-partition chunks, each with its rows."""
+        records = await self.consumer.poll(self.batch, 1.0)
+        if not records:
+            return []
+        return await asyncio.to_thread(
+            lambda: [(chunk, self.projection.transform(chunk)) for chunk in chunks(records)]
+        )
+
+    async def _write(self, batch: list[tuple[list[Record], Rows]], stop: asyncio.Event) -> None:
+        for chunk, rows in batch:
+            await self._apply(chunk, rows, stop)
+
+    async def _apply(self, chunk: list[Record], rows: Rows, stop: asyncio.Event) -> None:
         await self.consumer.begin(chunk)
         attempt = 0
         while True:
