@@ -27,9 +27,26 @@ PG_PORT=${HUTCH_PG_PORT:-55432}
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+VERSITYGW_VERSION=${HUTCH_VERSITYGW_VERSION:-v1.8.0}
+VERSITYGW_BIN=$CACHE_DIR/versitygw-$VERSITYGW_VERSION/versitygw
+
 print_env() {
     printf 'export HUTCH_TEST_KAFKA=kafka://127.0.0.1:%s\n' "$KAFKA_PORT"
     printf 'export HUTCH_TEST_POSTGRES=postgresql://hutch:hutch@127.0.0.1:%s/hutch_test\n' "$PG_PORT"
+    if [[ -x $VERSITYGW_BIN ]]; then
+        printf 'export HUTCH_TEST_VERSITYGW=%s\n' "$VERSITYGW_BIN"
+    fi
+}
+
+# Versity's S3 gateway: an S3 server that verifies presigned URLs' signatures and expiry
+# (moto does not), for the S3 object store's tests. A Go program from the module proxy, built
+# once into the cache; the tests start it themselves.
+s3_install() {
+    [[ -x $VERSITYGW_BIN ]] && return 0
+    command -v go >/dev/null || { log "go not found: the S3 signature tests need versitygw"; return 1; }
+    log "building versitygw $VERSITYGW_VERSION (once; about two minutes)"
+    mkdir -p "$(dirname "$VERSITYGW_BIN")"
+    GOBIN=$(dirname "$VERSITYGW_BIN") go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
 }
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
@@ -387,7 +404,7 @@ pg_status() {
 # ---------------------------------------------------------------------------------------------
 
 usage() {
-    echo "usage: $0 start|stop|status|env|kafka-start|kafka-stop|pg-start|pg-stop" >&2
+    echo "usage: $0 start|stop|status|env|kafka-start|kafka-stop|pg-start|pg-stop|s3-install" >&2
     exit 2
 }
 
@@ -408,7 +425,8 @@ main() {
             pg_status || ok=3
             return "$ok"
             ;;
-        start) lock && kafka_start && pg_start && print_env ;;
+        start) lock && kafka_start && pg_start && s3_install && print_env ;;
+        s3-install) s3_install ;;
         stop) lock && kafka_stop && pg_stop ;;
         kafka-start) lock && kafka_start ;;
         kafka-stop) lock && kafka_stop ;;
