@@ -46,6 +46,9 @@ APPEND_SECONDS = Histogram(
 class RequestMetrics:
     """Falcon middleware counting every answer by route template, method and status."""
 
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, str], Any] = {}  # labels() costs a lookup
+
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, ok: bool
     ) -> None:
@@ -53,7 +56,11 @@ class RequestMetrics:
             return  # the query service that answered counts it
         route = req.uri_template or "unmatched"
         status = str(resp.status)[:3] if resp.status else "200"
-        REQUESTS.labels(route, req.method, status).inc()
+        key = (route, req.method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = REQUESTS.labels(*key)
+        child.inc()
         code = getattr(req.context, "error_code", None)
         if code is not None and status.startswith("4"):
             REJECTED.labels(route, code).inc()

@@ -59,3 +59,26 @@ async def test_an_unwritable_log_answers_unavailable(tmp_path: Path) -> None:
     log = SQLiteLog(blocker / "log.db")
     with pytest.raises(Unavailable):
         await log.start()
+
+
+async def test_a_stuck_log_answers_unavailable_within_the_timeout(tmp_path: Path) -> None:
+    """Another process holds the write lock and never lets go: appends fail, none hangs."""
+    import fcntl
+    import os
+
+    from storage.errors import Unavailable
+
+    log = SQLiteLog(tmp_path / "log.db", append_timeout_s=0.5)
+    await log.start()
+    fd = os.open(tmp_path / "log.db.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(Unavailable, match="in time"):
+            await log.append(TOPIC, [envelope(1)])
+    finally:
+        os.close(fd)  # the writer gets the lock and skips the abandoned append
+    positions = await log.append(TOPIC, [envelope(2)])
+    records = await read_all(log, TOPIC, {})
+    await log.close()
+    assert [r.envelope.payload for r in records] == [b'{"n":2}']
+    assert positions[0].offset == 0

@@ -39,6 +39,7 @@ MAX_PENDING = 200_000
 """Envelopes waiting for the writer beyond which appends are refused (backpressure)."""
 MAX_BATCH = 20_000
 SWITCH_INTERVAL_S = 0.0005
+WATCHDOG_S = 0.25
 
 
 def _table(topic: Topic) -> str:
@@ -80,12 +81,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Pending:
     topic: Topic
     envelopes: Sequence[Envelope]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Position]]
+    deadline: float
     abandoned: bool = False
 
 
@@ -133,6 +135,8 @@ class SQLiteLog:
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._started = False
+        self._waiting: dict[asyncio.AbstractEventLoop, set[_Pending]] = {}
+        self._watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -167,6 +171,10 @@ class SQLiteLog:
         self._queue.put(None)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
+        for task in self._watchdogs.values():
+            task.cancel()
+        self._watchdogs.clear()
+        self._waiting.clear()
         for conn in self._reader_conns:
             conn.close()
         self._reader_conns.clear()
@@ -186,16 +194,38 @@ class SQLiteLog:
                 raise Backpressure("too many appends waiting for the event log")
             self._pending += len(envelopes)
         loop = asyncio.get_running_loop()
-        item = _Pending(topic, envelopes, loop, loop.create_future())
+        item = _Pending(
+            topic, envelopes, loop, loop.create_future(), loop.time() + self.append_timeout_s
+        )
+        self._watch(item)
         self._queue.put(item)
-        try:
-            async with asyncio.timeout(self.append_timeout_s):
-                return await item.future
-        except TimeoutError:
-            # The writer skips abandoned items it has not started writing; one it has
-            # already written stays written (a retry then adds a second copy with a new id).
-            item.abandoned = True
-            raise Unavailable("event log did not confirm the write in time") from None
+        return await item.future
+
+    def _watch(self, item: _Pending) -> None:
+        """Track the item for the watchdog, which fails it (Unavailable) past its deadline.
+
+        One watchdog per event loop, rather than a timer per append: the hot path then
+        costs a set insertion instead of a timer handle scheduled and cancelled.
+        """
+        waiting = self._waiting.setdefault(item.loop, set())
+        waiting.add(item)
+        if item.loop not in self._watchdogs:
+            self._watchdogs[item.loop] = item.loop.create_task(self._watchdog(waiting))
+
+    async def _watchdog(self, waiting: set[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        while self._started or waiting:
+            await asyncio.sleep(WATCHDOG_S)
+            now = loop.time()
+            for item in [i for i in waiting if i.future.done() or i.deadline <= now]:
+                waiting.discard(item)
+                if not item.future.done():
+                    # The writer skips abandoned items it has not started writing; one it has
+                    # already written stays written (a retry then adds a copy with a new id).
+                    item.abandoned = True
+                    item.future.set_exception(
+                        Unavailable("event log did not confirm the write in time")
+                    )
 
     def _write_loop(self) -> None:
         conn = _connect(self.path)
@@ -224,11 +254,12 @@ class SQLiteLog:
             conn.close()
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        live = [item for item in batch if not item.abandoned]
-        outcomes = [_Outcome(item) for item in live]
+        outcomes: list[_Outcome] = []
         assert self._write_lock is not None
         try:
             with self._write_lock.held():
+                # Checked once the lock is ours: waiting for it is where a write gets stuck.
+                outcomes = [_Outcome(item) for item in batch if not item.abandoned]
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     by_topic: dict[Topic, list[_Outcome]] = {}
