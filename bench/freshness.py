@@ -25,17 +25,29 @@ from bench.common import PYTHON, ROOT, free_port, percentile, process, wait_port
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--interval", type=float, default=0.2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
         port = free_port()
-        env = {"HUTCH_DATA": str(Path(tmp) / "data"), "HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_LOG_LEVEL": "WARNING"}
+        env = {
+            "HUTCH_DATA": str(Path(tmp) / "data"),
+            "HUTCH_BIND": f"127.0.0.1:{port}",
+            "HUTCH_LOG_LEVEL": "WARNING",
+        }
 
         def hutch(*a: str) -> dict[str, str]:
-            out = subprocess.run([PYTHON, "-m", "hutch", *a], env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [PYTHON, "-m", "hutch", *a],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return json.loads(out.stdout)  # type: ignore[no-any-return]
 
         hutch("developer", "create", "bench")
@@ -47,7 +59,15 @@ def main() -> None:
             time.sleep(2)
             load: dict[str, float] = {}
             loader = threading.Thread(
-                target=lambda: load.update(wrk(f"{url}/api/telemetry", ROOT / "bench" / "post_event.lua", seconds=args.seconds, connections=args.connections, env={"HUTCH_BENCH_SECRET": secret}))
+                target=lambda: load.update(
+                    wrk(
+                        f"{url}/api/telemetry",
+                        ROOT / "bench" / "post_event.lua",
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        env={"HUTCH_BENCH_SECRET": secret},
+                    )
+                )
             )
             loader.start()
             time.sleep(2)
@@ -58,11 +78,19 @@ def main() -> None:
                 while time.monotonic() < deadline:
                     n += 1
                     marker = f"probe-{n}"
-                    answer = client.post("/api/telemetry", headers={"X-Secret": secret}, json={"kind": "trace", "version": marker, "bits": {}})
+                    answer = client.post(
+                        "/api/telemetry",
+                        headers={"X-Secret": secret},
+                        json={"kind": "trace", "version": marker, "bits": {}},
+                    )
                     assert answer.status_code == 202
                     acked = time.perf_counter()
                     while True:
-                        page = client.get("/api/telemetry", params={"version": marker}, headers={"Authorization": f"Bearer {token}"})
+                        page = client.get(
+                            "/api/telemetry",
+                            params={"version": marker},
+                            headers={"Authorization": f"Bearer {token}"},
+                        )
                         if page.json()["events"]:
                             lags.append(time.perf_counter() - acked)
                             break
@@ -71,13 +99,18 @@ def main() -> None:
                         time.sleep(0.005)
                     time.sleep(args.interval)
             loader.join()
-    print(json.dumps({
-        "probes": len(lags),
-        "freshness_p50_ms": round(percentile(lags, 50) * 1000, 1),
-        "freshness_p99_ms": round(percentile(lags, 99) * 1000, 1),
-        "background_rps": round(load.get("rps", 0)),
-        "background_non2xx": load.get("non2xx", 0),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "probes": len(lags),
+                "freshness_p50_ms": round(percentile(lags, 50) * 1000, 1),
+                "freshness_p99_ms": round(percentile(lags, 99) * 1000, 1),
+                "background_rps": round(load.get("rps", 0)),
+                "background_non2xx": load.get("non2xx", 0),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

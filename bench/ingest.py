@@ -52,16 +52,18 @@ def run_hutch(
         if log_url:
             env["HUTCH_LOG"] = log_url
         hutch = [PYTHON, "-m", "hutch"]
+
         def run(*a):
             return json.loads(
-                    subprocess.run(
-                        [*hutch, *a],
-                        env={**__import__("os").environ, **env},
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    ).stdout
-                )
+                subprocess.run(
+                    [*hutch, *a],
+                    env={**__import__("os").environ, **env},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+
         run("developer", "create", "bench")
         secret = run("app", "create", "bench-app", "--developer", "bench")["secret"]
         with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log"):

@@ -73,7 +73,9 @@ def requests_mix(client: httpx.Client, count: int) -> list[float]:
     ]
     for i in range(count):
         shape = shapes[i % len(shapes)]
-        params = {"cursor": cursor} if shape == "next" and cursor else (shape if shape != "next" else {})
+        params = (
+            {"cursor": cursor} if shape == "next" and cursor else (shape if shape != "next" else {})
+        )
         started = time.perf_counter()
         answer = client.get("/api/telemetry", params=params)
         times.append(time.perf_counter() - started)
@@ -83,7 +85,9 @@ def requests_mix(client: httpx.Client, count: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--requests", type=int, default=420)
     args = parser.parse_args()
@@ -91,11 +95,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
         data = Path(tmp) / "data"
         port = free_port()
-        env = {"HUTCH_DATA": str(data), "HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_LOG_LEVEL": "WARNING"}
+        env = {
+            "HUTCH_DATA": str(data),
+            "HUTCH_BIND": f"127.0.0.1:{port}",
+            "HUTCH_LOG_LEVEL": "WARNING",
+        }
         import os
 
         def hutch(*a: str) -> dict[str, str]:
-            out = subprocess.run([PYTHON, "-m", "hutch", *a], env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [PYTHON, "-m", "hutch", *a],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return json.loads(out.stdout)  # type: ignore[no-any-return]
 
         hutch("developer", "create", "bench")
@@ -107,7 +121,11 @@ def main() -> None:
         load_s = time.perf_counter() - started
         with process([PYTHON, "-m", "hutch", "serve"], env, log=Path(tmp) / "serve.log"):
             wait_port(port)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            ) as client:
                 for _ in range(3):
                     try:
                         if client.get("/api/health").status_code == 200:
@@ -116,15 +134,20 @@ def main() -> None:
                         time.sleep(1)
                 requests_mix(client, 40)  # warm-up
                 times = requests_mix(client, args.requests)
-    print(json.dumps({
-        "events": args.events,
-        "load_s": round(load_s, 1),
-        "requests": len(times),
-        "http_p50_ms": round(percentile(times, 50) * 1000, 1),
-        "http_p99_ms": round(percentile(times, 99) * 1000, 1),
-        "engine_p50_ms": round(percentile(engine, 50) * 1000, 1),
-        "engine_p99_ms": round(percentile(engine, 99) * 1000, 1),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "events": args.events,
+                "load_s": round(load_s, 1),
+                "requests": len(times),
+                "http_p50_ms": round(percentile(times, 50) * 1000, 1),
+                "http_p99_ms": round(percentile(times, 99) * 1000, 1),
+                "engine_p50_ms": round(percentile(engine, 50) * 1000, 1),
+                "engine_p99_ms": round(percentile(engine, 99) * 1000, 1),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

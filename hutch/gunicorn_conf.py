@@ -21,3 +21,26 @@ limit_request_line = 8190
 limit_request_fields = 100
 accesslog = None
 proc_name = "hutch-ingest"
+
+# Gunicorn's own messages as JSON lines too, like the rest of Hutch's logs.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "hutch.logs.JSONFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": os.environ.get("HUTCH_LOG_LEVEL", "INFO"), "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": os.environ.get("HUTCH_LOG_LEVEL", "INFO"),
+            "handlers": ["stderr"],
+            "propagate": False,
+        },
+        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+    },
+}

@@ -1,8 +1,13 @@
 """The embedded event log: one SQLite database (WAL), one append-only table per topic.
 
-Durability: `synchronous=FULL`, so a commit has reached the disk when `append` returns.
-Throughput comes from group commit: every append in a process goes through one writer thread,
-which takes everything waiting and writes it in one transaction, one fsync for all.
+Durability: `append` returns once the records' WAL frames are fsynced to disk.
+Throughput comes from group commit in two stages. A writer thread takes every append waiting
+in this process and commits them in one transaction (`synchronous=NORMAL`: SQLite writes the
+WAL frames but does not fsync), holding the write lock only for that; a syncer thread then
+fsyncs the WAL once for every batch committed meanwhile, and only then acknowledges them.
+The fsync (milliseconds) runs outside the write lock, so the next batch — or another
+process's — commits while this one syncs, and one fsync covers them all. (A checkpoint
+fsyncs the WAL before copying it into the database, so frames it moved are durable too.)
 Several processes may append at once: writers serialise on an flock before `BEGIN IMMEDIATE`
 (the kernel wakes a waiter at once, where SQLite's busy handler would sleep and retry).
 Offsets are per topic, from 0, assigned inside the write lock, so they grow without gaps in
@@ -73,10 +78,10 @@ _SCHEMA = [
 _COLUMNS = "log_offset, id, type, key, app, received_at, content_type, payload"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
 
@@ -131,6 +136,8 @@ class SQLiteLog:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._writer: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
+        self._committed: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
         self._write_lock: _FileLock | None = None
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -158,10 +165,13 @@ class SQLiteLog:
                 for statement in _SCHEMA:
                     conn.execute(statement)
             conn.close()
+            _fsync(self.path.parent)  # the database and WAL files' directory entries
         except (sqlite3.Error, OSError) as exc:
             raise Unavailable(f"event log at {self.path} cannot be opened: {exc}") from exc
         self._writer = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
+        self._syncer = threading.Thread(target=self._sync_loop, name="log-syncer", daemon=True)
         self._writer.start()
+        self._syncer.start()
         self._started = True
 
     async def close(self) -> None:
@@ -171,6 +181,9 @@ class SQLiteLog:
         self._queue.put(None)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
+        self._committed.put(None)
+        if self._syncer is not None:
+            await asyncio.to_thread(self._syncer.join)
         for task in self._watchdogs.values():
             task.cancel()
         self._watchdogs.clear()
@@ -228,7 +241,7 @@ class SQLiteLog:
                     )
 
     def _write_loop(self) -> None:
-        conn = _connect(self.path)
+        conn = _connect(self.path, synchronous="NORMAL")  # the syncer thread fsyncs
         try:
             while True:
                 first = self._queue.get()
@@ -279,12 +292,38 @@ class SQLiteLog:
                 outcome.error = error
         with self._pending_lock:
             self._pending -= sum(len(item.envelopes) for item in batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome.item.loop, []).append(outcome)
-        for loop, done in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting
-                loop.call_soon_threadsafe(_resolve, done)
+        self._committed.put(outcomes)
+
+    def _sync_loop(self) -> None:
+        """Make committed batches durable with one fsync for all of them, then answer."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        while True:
+            first = self._committed.get()
+            if first is None:
+                return
+            outcomes = list(first)
+            stop = False
+            while True:
+                try:
+                    more = self._committed.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                outcomes.extend(more)
+            if any(o.error is None for o in outcomes):
+                try:
+                    _fsync(wal if wal.exists() else self.path)
+                except OSError as exc:
+                    log.error("event log fsync failed", extra={"error": str(exc)})
+                    for outcome in outcomes:
+                        if outcome.error is None:
+                            outcome.positions = None
+                            outcome.error = Unavailable(f"event log sync failed: {exc}")
+            _answer(outcomes)
+            if stop:
+                return
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -415,6 +454,24 @@ def _insert(conn: sqlite3.Connection, topic: Topic, pending: list[_Outcome]) -> 
 def _insert_sql(topic: Topic, rows: int) -> str:
     values = ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
     return f"INSERT INTO {_table(topic)} ({_COLUMNS}) VALUES {values}"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _answer(outcomes: list[_Outcome]) -> None:
+    """Resolve the appends' futures, one hand-off per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome.item.loop, []).append(outcome)
+    for loop, done in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, done)
 
 
 def _end_offset(conn: sqlite3.Connection, topic: Topic) -> int:
