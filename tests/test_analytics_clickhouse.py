@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -229,3 +230,13 @@ def test_the_standin_serves_clickhouse_connects_own_insert_and_query(
         ]
     finally:
         client.close()
+
+
+def test_values_bind_in_the_text_form_chdb_gets(store: ClickHouseAnalytics) -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    result = store.query(
+        "SELECT toString({at:DateTime64(6, 'UTC')}), {none:Nullable(String)} IS NULL, "
+        "{flag:Bool}, {names:Array(Nullable(String))}",
+        {"at": at, "none": None, "flag": True, "names": ["a", None]},
+    )
+    assert result.rows == [["2026-01-02 03:04:05.123456", 1, True, ["a", None]]]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import pytest
 
 from storage.errors import StorageError, Unavailable
+from storage.relational.migrations import migration_files
 from storage.relational.postgres import PostgresRelational
 from tests.conformance.relational import RelationalConformance, StoreFactory
 from tests.conftest import IN_CI, need_service
@@ -64,6 +65,29 @@ def store(schema_url: str) -> Iterator[PostgresRelational]:
     db.migrate()
     yield db
     db.close()
+
+
+def test_concurrent_migrators_apply_each_migration_once(schema_url: str) -> None:
+    stores = [PostgresRelational(schema_url) for _ in range(3)]
+    applied: list[list[str]] = []
+    errors: list[Exception] = []
+
+    def migrate(db: PostgresRelational) -> None:
+        try:
+            applied.append(db.migrate())
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(db,)) for db in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for db in stores:
+        db.close()
+    assert errors == []
+    names = [name for done in applied for name in done]
+    assert sorted(names) == [name for name, _ in migration_files("postgresql")]
 
 
 def test_colons_and_percents_in_literals_are_left_alone(store: PostgresRelational) -> None:

@@ -123,6 +123,7 @@ class PostgresRelational:
         """Connections open in the background: a server that is down now only makes the
         operations fail (Unavailable) until it is back. `pool_size` and `pool_timeout` may
         also come from the URL's query string."""
+        self._url = url
         url, options = _split_pool_options(url)
         pool_size = int(options.get("pool_size", pool_size))
         pool_timeout_s = float(options.get("pool_timeout", pool_timeout_s))
@@ -139,7 +140,7 @@ class PostgresRelational:
         # Held locks pin a connection each: a pool of their own, so commands waiting on a
         # lock never starve the reads and projections of connections, nor the reverse.
         self._locks: ConnectionPool[Connection] = ConnectionPool(
-            info, min_size=0, max_size=pool_size, name="hutch-locks", **common
+            info, min_size=0, max_size=pool_size, name="hutch-locks", num_workers=1, **common
         )
         self._pool.open(wait=False)
         self._locks.open(wait=False)
@@ -147,11 +148,17 @@ class PostgresRelational:
     def migrate(self) -> list[str]:
         # Serialised across processes: concurrent `CREATE TABLE IF NOT EXISTS` may otherwise
         # collide in PostgreSQL's catalogue, and two migrators would race on every file.
-        conn = self._acquire("migrations")
+        # Without a statement timeout: a migration may rewrite a big table, and the next
+        # migrator waits for the lock as long as that takes.
+        migrator = PostgresRelational(self._url, pool_size=1, statement_timeout_ms=0)
         try:
-            return apply_migrations(self, self.dialect)
+            conn = migrator._acquire("migrations")
+            try:
+                return apply_migrations(migrator, self.dialect)
+            finally:
+                migrator._release(conn, "migrations")
         finally:
-            self._release(conn, "migrations")
+            migrator.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
