@@ -2,7 +2,7 @@
 
 The SQL is the one SQLite runs (`:name` parameters, ON CONFLICT, RETURNING, BIGINT micros),
 rewritten once per statement text into psycopg's `%(name)s` form. Transactions run at READ
-COMMITTED, PostgreSQL's default, which projections/relational.py relies on: the UPDATE that
+COMMITTED (set on every connection), which projections/relational.py relies on: the UPDATE that
 takes a position row waits for a concurrent applier to commit, and the SELECT after it, a new
 statement with a new snapshot, sees the offset that applier committed.
 
@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
@@ -95,6 +96,12 @@ def conninfo(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
     return make_conninfo("", **params)
 
 
+def _configure(conn: Connection) -> None:
+    # Explicit, whatever the server's default_transaction_isolation says: the position lock
+    # in projections/relational.py needs each statement to see what committed before it.
+    conn.isolation_level = IsolationLevel.READ_COMMITTED
+
+
 def _split_pool_options(url: str) -> tuple[str, dict[str, str]]:
     """The URL without Hutch's own `pool_size` and `pool_timeout` (libpq rejects them); the
     other parameters are kept byte for byte, as libpq decodes them its own way."""
@@ -130,6 +137,7 @@ class PostgresRelational:
         info = conninfo(url, statement_timeout_ms)
         common: dict[str, Any] = {
             "kwargs": {"autocommit": True},
+            "configure": _configure,
             "check": ConnectionPool.check_connection,
             "timeout": pool_timeout_s,
             "open": False,
