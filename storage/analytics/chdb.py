@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,49 +25,16 @@ import orjson
 
 from storage.analytics.params import format_params
 from storage.analytics.protocol import QueryResult
+from storage.analytics.sql import UNAVAILABLE_CODES, error_code, insert_statement, settings_clause
 from storage.errors import BadQuery, Unavailable
 
 log = logging.getLogger(__name__)
 
-_CODE = re.compile(r"Code: (\d+)\.")
-_UNAVAILABLE_CODES = {
-    241,  # MEMORY_LIMIT_EXCEEDED: retry later
-    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
-    243,  # NOT_ENOUGH_SPACE
-}
-
-
-def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None) -> str:
-    """The INSERT header both adapters send before a JSONColumns body."""
-    names = ", ".join(f"`{c}`" for c in columns)
-    head = f"INSERT INTO {table} ({names})"
-    if dedup_token is not None:
-        token = dedup_token.replace("\\", "\\\\").replace("'", "\\'")
-        head += f" SETTINGS insert_deduplication_token = '{token}'"
-    return head + " FORMAT JSONColumns "
-
-
-def settings_clause(settings: Mapping[str, Any] | None) -> str:
-    if not settings:
-        return ""
-    parts = []
-    for name, value in settings.items():
-        if not re.fullmatch(r"[a-z_0-9]+", name):
-            raise BadQuery(f"invalid setting name {name!r}")
-        literal = (
-            str(int(value))
-            if isinstance(value, bool | int)
-            else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-        )
-        parts.append(f"{name} = {literal}")
-    return " SETTINGS " + ", ".join(parts)
-
 
 def _translate(exc: Exception) -> Exception:
     message = str(exc)
-    match = _CODE.search(message)
-    code = int(match.group(1)) if match else None
-    if "Cannot lock file" in message or code in _UNAVAILABLE_CODES:
+    code = error_code(message)
+    if "Cannot lock file" in message or code in UNAVAILABLE_CODES:
         return Unavailable(message)
     return BadQuery(message, code)
 

@@ -1,0 +1,238 @@
+"""Analytics on a ClickHouse server over HTTP (clickhouse-connect), with chDB's exact SQL.
+
+What goes over the wire is what the chDB adapter hands its engine: inserts are the INSERT
+header from storage/analytics/sql.py (deduplication token included) followed by the
+JSONColumns body; queries bind `{name:Type}` parameters server-side (`param_<name>`) in the
+text form of storage/analytics/params.py, and answer in JSONCompact. Per-query settings travel
+as URL parameters, ClickHouse's own way for HTTP.
+
+The client is created on first use, so a server that is down at start-up makes operations
+fail with Unavailable until it is back rather than stopping the process. It is shared by
+threads: no HTTP session (sessions forbid concurrent queries), and bounded connect and
+read timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import clickhouse_connect
+import orjson
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import (
+    ClickHouseError,
+    DatabaseError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from storage.analytics.params import format_value
+from storage.analytics.protocol import QueryResult
+from storage.analytics.sql import UNAVAILABLE_CODES, error_code, insert_statement, setting_values
+from storage.errors import BadQuery, StorageError, Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_PLACEHOLDER = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*\s*:")
+_AUTH_CODES = frozenset(
+    {
+        192,  # UNKNOWN_USER
+        193,  # WRONG_PASSWORD
+        194,  # REQUIRED_PASSWORD
+        516,  # AUTHENTICATION_FAILED
+    }
+)
+_OPTIONS = ("secure", "verify", "connect_timeout", "send_receive_timeout")
+CONNECT_TIMEOUT_S = 5
+SEND_RECEIVE_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseConfig:
+    host: str = "localhost"
+    port: int = 8123
+    username: str = "default"
+    password: str = ""
+    database: str = "default"
+    secure: bool = False
+    verify: bool = True
+    connect_timeout_s: int = CONNECT_TIMEOUT_S
+    send_receive_timeout_s: int = SEND_RECEIVE_TIMEOUT_S
+
+    @classmethod
+    def from_url(cls, url: str) -> ClickHouseConfig:
+        """`clickhouse://user:pw@host:8123/db?secure=0` (`clickhouses://` for TLS); query
+        options: secure, verify, connect_timeout and send_receive_timeout (seconds)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("clickhouse", "clickhouses"):
+            raise ValueError(f"not a ClickHouse URL: {parts.scheme}://")
+        options = dict(parse_qsl(parts.query))
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown ClickHouse URL options: {', '.join(unknown)}")
+        secure = parts.scheme == "clickhouses" or _flag(options.get("secure", "0"))
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (8443 if secure else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.strip("/")) or "default",
+            secure=secure,
+            verify=_flag(options.get("verify", "1")),
+            connect_timeout_s=int(options.get("connect_timeout", CONNECT_TIMEOUT_S)),
+            send_receive_timeout_s=int(options.get("send_receive_timeout", SEND_RECEIVE_TIMEOUT_S)),
+        )
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+class _Bound:
+    """A parameter already in ClickHouse's text form. clickhouse-connect formats the Python
+    types it knows in its own way (datetimes lose their microseconds, for one) and sends any
+    other object as `str(value)`: wrapping the text sends exactly what chDB receives."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _translate(exc: Exception) -> StorageError:
+    message = str(exc)
+    if isinstance(exc, ProgrammingError):
+        return BadQuery(message)  # refused by the client before sending, e.g. a readonly setting
+    if isinstance(exc, OperationalError | OSError):
+        return Unavailable(f"analytics store: {message}")  # transport, timeouts, 429/503/504
+    if isinstance(exc, DatabaseError):
+        code = exc.code if exc.code is not None else error_code(message)
+        if code is None or code in UNAVAILABLE_CODES or code in _AUTH_CODES:
+            # No code: an HTTP failure that is not ClickHouse's (a proxy's 502, say).
+            return Unavailable(f"analytics store: {message}")
+        return BadQuery(message, code)
+    return Unavailable(f"analytics store: {message}")
+
+
+class ClickHouseAnalytics:
+    def __init__(self, config: ClickHouseConfig) -> None:
+        self.config = config
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str) -> ClickHouseAnalytics:
+        return cls(ClickHouseConfig.from_url(url))
+
+    def execute(self, sql: str) -> None:
+        self._call(lambda client: client.command(sql))
+
+    def insert(
+        self,
+        table: str,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> int:
+        names = list(columns)
+        if not names:
+            return 0
+        count = len(columns[names[0]])
+        if count == 0:
+            return 0
+        head = insert_statement(table, names, dedup_token)
+        body = orjson.dumps(columns)
+        # The header goes in the `query` URL parameter and the rows in the body; the server
+        # reads them as one statement. A command is never resent by the client on its own,
+        # so a lost answer is retried by the caller, with the same token.
+        self._call(lambda client: client.command(head, data=body))
+        return count
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+        bound: dict[str, Any] | None = None
+        # Without a placeholder clickhouse-connect would format the text client-side
+        # (Python %-style); ClickHouse ignores parameters a query does not use anyway.
+        if params and _PLACEHOLDER.search(sql):
+            bound = {name: _Bound(format_value(value)) for name, value in params.items()}
+        values = setting_values(settings)
+        raw = self._call(
+            lambda client: client.raw_query(
+                sql, parameters=bound, settings=values or None, fmt="JSONCompact"
+            )
+        )
+        decoded = orjson.loads(raw) if raw else {"meta": [], "data": []}
+        return QueryResult(
+            columns=[m["name"] for m in decoded["meta"]],
+            types=[m["type"] for m in decoded["meta"]],
+            rows=decoded["data"],
+            elapsed_s=time.perf_counter() - started,
+        )
+
+    def ping(self) -> str:
+        result = self.query("SELECT toString(now64(6, 'UTC'))")
+        return str(result.rows[0][0]).replace(" ", "T") + "Z"
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _call(self, action: Callable[[Client], T]) -> T:
+        client = self._connect()
+        try:
+            return action(client)
+        except (ClickHouseError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    def _connect(self) -> Client:
+        with self._lock:
+            if self._closed:
+                raise Unavailable("analytics store is closed")
+            if self._client is None:
+                c = self.config
+                try:
+                    self._client = clickhouse_connect.get_client(
+                        host=c.host,
+                        port=c.port,
+                        username=c.username,
+                        password=c.password,
+                        database=c.database,
+                        secure=c.secure,
+                        verify=c.verify,
+                        connect_timeout=c.connect_timeout_s,
+                        send_receive_timeout=c.send_receive_timeout_s,
+                        autogenerate_session_id=False,
+                        compress=False,
+                        dedicated_pool=True,
+                    )
+                except (ClickHouseError, OSError) as exc:
+                    # Connecting runs a few queries (version, settings); whatever fails
+                    # there, the store is not usable yet.
+                    raise Unavailable(f"analytics store at {c.host}:{c.port}: {exc}") from exc
+            return self._client

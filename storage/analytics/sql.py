@@ -1,0 +1,66 @@
+"""ClickHouse statement text and error codes shared by the chDB and ClickHouse server adapters.
+
+Kept apart from both drivers: the server adapter must not import chdb (a process that imports
+it and then forks hangs), yet it sends the very same INSERT header.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from storage.errors import BadQuery
+
+_CODE = re.compile(r"Code: (\d+)\.")
+_SETTING_NAME = re.compile(r"[a-z_0-9]+")
+
+UNAVAILABLE_CODES = frozenset(
+    {
+        241,  # MEMORY_LIMIT_EXCEEDED: retry later
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        243,  # NOT_ENOUGH_SPACE
+    }
+)
+
+
+def error_code(message: str) -> int | None:
+    """The ClickHouse error code in an exception's text (`Code: 62. DB::Exception: ...`)."""
+    match = _CODE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None) -> str:
+    """The INSERT header both adapters send before a JSONColumns body."""
+    names = ", ".join(f"`{c}`" for c in columns)
+    head = f"INSERT INTO {table} ({names})"
+    if dedup_token is not None:
+        token = dedup_token.replace("\\", "\\\\").replace("'", "\\'")
+        head += f" SETTINGS insert_deduplication_token = '{token}'"
+    return head + " FORMAT JSONColumns "
+
+
+def setting_values(settings: Mapping[str, Any] | None) -> dict[str, str]:
+    """Per-query settings as text (booleans as 0/1); a malformed name is a BadQuery."""
+    values: dict[str, str] = {}
+    for name, value in (settings or {}).items():
+        if not _SETTING_NAME.fullmatch(name):
+            raise BadQuery(f"invalid setting name {name!r}")
+        values[name] = str(int(value)) if isinstance(value, bool) else str(value)
+    return values
+
+
+def settings_clause(settings: Mapping[str, Any] | None) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for name, value in settings.items():
+        if not _SETTING_NAME.fullmatch(name):
+            raise BadQuery(f"invalid setting name {name!r}")
+        literal = (
+            str(int(value))
+            if isinstance(value, bool | int)
+            else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+        )
+        parts.append(f"{name} = {literal}")
+    return " SETTINGS " + ", ".join(parts)
