@@ -63,4 +63,4 @@ def settings_clause(settings: Mapping[str, Any] | None) -> str:
             else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
         )
         parts.append(f"{name} = {literal}")
-    return " SETTINGS " + ", ".join(parts)
+    return "\nSETTINGS " + ", ".join(parts)  # on its own line: a trailing -- comment is fine

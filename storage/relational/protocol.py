@@ -24,6 +24,9 @@ class Transaction(Protocol):
 
 
 class Relational(Protocol):
+    dialect: str
+    """"sqlite" or "postgresql": picks a migration's dialect variant, if it has one."""
+
     def migrate(self) -> list[str]:
         """Apply the migrations in schemas/relational not applied yet; returns their names."""
 
@@ -44,7 +47,8 @@ class Relational(Protocol):
         """Hold an exclusive lock across processes while a command validates and appends.
 
         Commands on one aggregate run one at a time, so each validates against the state
-        its predecessors left (see projections/relational.py).
+        its predecessors left (see projections/relational.py). PostgreSQL bounds the wait
+        (then Unavailable); SQLite's file lock waits until the holder lets go.
         """
 
     def ping(self) -> str:

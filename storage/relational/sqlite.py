@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from storage.errors import Conflict, Unavailable
+from storage.errors import Conflict, StorageError, Unavailable
 from storage.relational.migrations import apply_migrations
 from storage.relational.protocol import Params, Row, Transaction
 
@@ -39,14 +39,22 @@ class _SQLiteTransaction:
             return row
 
 
+_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "readonly", "full")
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     try:
         yield
     except sqlite3.IntegrityError as exc:
         raise Conflict(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if any(word in message.lower() for word in _TRANSIENT):
+            raise Unavailable(f"relational store: {message}") from exc
+        raise StorageError(f"relational store: {message}") from exc  # e.g. a missing table
     except sqlite3.Error as exc:
-        raise Unavailable(f"relational store: {exc}") from exc
+        raise StorageError(f"relational store: {exc}") from exc
 
 
 class SQLiteRelational:
