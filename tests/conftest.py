@@ -7,9 +7,11 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -17,6 +19,9 @@ import pytest
 from hutch.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+PRODUCTION = os.environ.get("HUTCH_TEST_BACKENDS", "") == "production"
+"""Run every test that builds settings on Kafka and PostgreSQL instead of the embedded log
+and relational store (`make test` does a second pass this way when the services are up)."""
 
 
 def need_service(env: str, what: str) -> str:
@@ -37,8 +42,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def with_search_path(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query), ("options", f"-c search_path={schema}")]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def fresh_postgres_schema(server_url: str) -> str:
+    """A URL whose connections work in a new, empty schema of the test database."""
+    from storage.relational.postgres import PostgresRelational
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = PostgresRelational(server_url, pool_size=1)
+    try:
+        with admin.transaction() as tx:
+            tx.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        admin.close()
+    return with_search_path(server_url, schema)
+
+
+def production_env() -> dict[str, str]:
+    """Settings for a fresh Kafka topic namespace and a fresh PostgreSQL schema."""
+    kafka = need_service("HUTCH_TEST_KAFKA", "Kafka")
+    postgres = need_service("HUTCH_TEST_POSTGRES", "PostgreSQL")
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    return {
+        "HUTCH_LOG": f"{kafka}?prefix={prefix}&partitions=3",
+        "HUTCH_DB": fresh_postgres_schema(postgres),
+    }
+
+
 def make_settings(data: Path, **env: str) -> Settings:
-    return Settings.from_env({"HUTCH_DATA": str(data), **env})
+    base = {"HUTCH_DATA": str(data), **(production_env() if PRODUCTION else {})}
+    return Settings.from_env({**base, **env})
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,20 +14,28 @@ import httpx
 import orjson
 
 from hutch.cli import main
+from hutch.settings import Settings
 
 T = TypeVar("T")
 
 
-def hutch(data: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    """Run a `hutch` command in-process; its exit code and the JSON it printed."""
+def hutch(settings: Settings, *args: str) -> tuple[int, dict[str, Any]]:
+    """Run a `hutch` command in-process against these settings; its exit code and the JSON
+    it printed."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["--data", str(data), *args])
+    saved = dict(os.environ)
+    os.environ.update(settings.as_env())
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["--data", str(settings.data), *args])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     text = out.getvalue().strip() or err.getvalue().strip().splitlines()[-1]
     return code, orjson.loads(text)
 
 
-def developer_with_app(data: Path, developer: str, app: str) -> tuple[str, str]:
+def developer_with_app(data: Settings, developer: str, app: str) -> tuple[str, str]:
     """Create a developer, an app and a token; returns (secret, token)."""
     hutch(data, "developer", "create", developer)
     code, created = hutch(data, "app", "create", app, "--developer", developer)

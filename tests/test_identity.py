@@ -19,12 +19,12 @@ from tests.helpers import developer_with_app, error_of, hutch
 
 @pytest.fixture(scope="module")
 def carol(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "carol", "carol-app")
+    secret, token = developer_with_app(server.settings, "carol", "carol-app")
     return {"secret": secret, "token": token}
 
 
 def test_cli_prints_what_it_created(server: Server) -> None:
-    data = server.settings.data
+    data = server.settings
     assert hutch(data, "developer", "create", "dora") == (0, {"developer": "dora"})
     code, app = hutch(data, "app", "create", "dora-app", "--developer", "dora")
     assert code == 0
@@ -40,7 +40,7 @@ def test_cli_prints_what_it_created(server: Server) -> None:
 
 
 def test_cli_refuses_duplicates_and_unknown_developers(server: Server) -> None:
-    data = server.settings.data
+    data = server.settings
     hutch(data, "developer", "create", "erin")
     code, again = hutch(data, "developer", "create", "erin")
     assert (code, again["error"]["code"]) == (1, "conflict")
@@ -61,7 +61,7 @@ def test_secrets_and_tokens_are_stored_hashed(server: Server, carol: dict[str, s
 
 
 def test_a_new_secret_works_at_once(server: Server) -> None:
-    secret, _ = developer_with_app(server.settings.data, "fay", "fay-app")
+    secret, _ = developer_with_app(server.settings, "fay", "fay-app")
     with server.client() as c:
         answer = c.post(
             "/api/telemetry", headers={"X-Secret": secret}, json={"kind": "info", "bits": {}}
@@ -70,7 +70,7 @@ def test_a_new_secret_works_at_once(server: Server) -> None:
 
 
 def test_at_most_five_live_tokens(server: Server) -> None:
-    data = server.settings.data
+    data = server.settings
     hutch(data, "developer", "create", "gus")
     for _ in range(4):  # five with the one the sixth request would make: four here plus one below
         assert hutch(data, "token", "create", "--developer", "gus")[0] == 0
@@ -108,7 +108,7 @@ def test_tokens_over_http(server: Server, carol: dict[str, str]) -> None:
 
 
 def test_another_developers_token_cannot_be_revoked(server: Server, carol: dict[str, str]) -> None:
-    _, other = developer_with_app(server.settings.data, "hank", "hank-app")
+    _, other = developer_with_app(server.settings, "hank", "hank-app")
     with server.client(Authorization=f"Bearer {other}") as c:
         mine = c.get("/api/tokens").json()["tokens"][0]["id"]
     with server.client(Authorization=f"Bearer {carol['token']}") as c:
@@ -137,7 +137,7 @@ def test_apps_over_http(server: Server, carol: dict[str, str]) -> None:
 
 def test_an_expired_token_is_refused(server: Server) -> None:
     """A token whose expiry has passed: written as the event a token made a week ago would be."""
-    hutch(server.settings.data, "developer", "create", "ivy")
+    hutch(server.settings, "developer", "create", "ivy")
     token = "bh_" + "e" * 64
 
     async def append_expired() -> None:

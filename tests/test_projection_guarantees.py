@@ -97,7 +97,7 @@ def test_replay_rebuilds_the_same_rows_id_for_id(tmp_path: Path) -> None:
     live = asyncio.run(_project_live(settings, 500))
     assert len(live) == 500
 
-    code, replayed = hutch(settings.data, "replay", "telemetry")
+    code, replayed = hutch(settings, "replay", "telemetry")
     assert code == 0
     assert replayed == {"replayed": "telemetry", "rows": 500}
 
@@ -110,14 +110,14 @@ def test_replay_rebuilds_the_same_rows_id_for_id(tmp_path: Path) -> None:
 
 
 def test_replay_of_an_unknown_projection_names_the_known_ones(tmp_path: Path) -> None:
-    code, answer = hutch(tmp_path / "data", "replay", "nonsense")
+    code, answer = hutch(make_settings(tmp_path / "data"), "replay", "nonsense")
     assert code == 1
     assert "telemetry" in answer["error"]["message"]
     assert "identity" in answer["error"]["message"]
 
 
 def test_replay_of_the_identity_projection(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = make_settings(tmp_path / "data")
     hutch(data, "developer", "create", "jan")
     hutch(data, "app", "create", "jan-app", "--developer", "jan")
     code, answer = hutch(data, "replay", "identity")

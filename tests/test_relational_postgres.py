@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,15 +22,9 @@ from storage.errors import StorageError, Unavailable
 from storage.relational.migrations import migration_files
 from storage.relational.postgres import PostgresRelational
 from tests.conformance.relational import RelationalConformance, StoreFactory
-from tests.conftest import IN_CI, need_service
+from tests.conftest import IN_CI, need_service, with_search_path
 
 SERVICES = Path(__file__).resolve().parent.parent / "ops" / "services.sh"
-
-
-def with_search_path(url: str, schema: str) -> str:
-    parts = urlsplit(url)
-    query = [*parse_qsl(parts.query), ("options", f"-c search_path={schema}")]
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 @pytest.fixture(scope="module")

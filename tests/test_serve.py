@@ -10,22 +10,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from hutch.settings import Settings
+from tests.conftest import free_port, make_settings
 from tests.helpers import descendants, developer_with_app, eventually, kill_tree, list_all
 
 
 class Served:
-    def __init__(self, data: Path, port: int) -> None:
-        self.data = data
+    def __init__(self, settings: Settings, port: int) -> None:
+        data = settings.data
+        data.mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "HUTCH_DATA": str(data), "HUTCH_BIND": f"127.0.0.1:{port}"}
+        env = {**os.environ, **settings.as_env(), "HUTCH_BIND": f"127.0.0.1:{port}"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hutch", "serve"],
@@ -45,12 +46,12 @@ class Served:
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Iterator[Path]:
-    return tmp_path / "data"
+def data(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
 
 
 @pytest.mark.slow
-def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Path) -> None:
+def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Settings) -> None:
     port = free_port()
     served = Served(data, port)
     secret, token = developer_with_app(data, "kim", "kim-app")
@@ -104,7 +105,7 @@ def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_process(data: Path) -> None:
+def test_ctrl_c_stops_every_process(data: Settings) -> None:
     served = Served(data, free_port())
     children = descendants(served.process.pid)
     assert len(children) >= 3  # query process, gunicorn master, its workers

@@ -15,14 +15,14 @@ from tests.helpers import developer_with_app, error_of, eventually, hutch, list_
 
 @pytest.fixture(scope="module")
 def alice(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "alice", "alice-app")
-    _, second = hutch(server.settings.data, "app", "create", "alice-two", "--developer", "alice")
+    secret, token = developer_with_app(server.settings, "alice", "alice-app")
+    _, second = hutch(server.settings, "app", "create", "alice-two", "--developer", "alice")
     return {"secret": secret, "token": token, "second_secret": str(second["secret"])}
 
 
 @pytest.fixture(scope="module")
 def bob(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "bob", "bob-app")
+    secret, token = developer_with_app(server.settings, "bob", "bob-app")
     return {"secret": secret, "token": token}
 
 
