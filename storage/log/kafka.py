@@ -302,9 +302,8 @@ class KafkaLog:
             return sorted(await self._producer.partitions_for(self._names[topic]))
 
     async def end_offset(self, topic: Topic, partition: int) -> int:
-        return (await self.end_offsets([TopicPartition(self._names[topic], partition)]))[
-            TopicPartition(self._names[topic], partition)
-        ]
+        tp = TopicPartition(self._names[topic], partition)
+        return (await self.end_offsets([tp]))[tp]
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """High watermarks: the offset the next record in each partition will get."""
@@ -335,6 +334,7 @@ class KafkaLog:
             # A sequential reader continues where it stopped and keeps what was prefetched.
             if self._read_next != (tp, offset):
                 reader.seek(tp, offset)
+            self._read_next = None  # unknown until this read completes
             last = offset - 1
             while len(records) < limit and last + 1 < end:
                 batch = await reader.getmany(tp, timeout_ms=1000, max_records=limit - len(records))
@@ -342,6 +342,8 @@ class KafkaLog:
                 if not messages:
                     break
                 for message in messages:
+                    if message.offset < offset:
+                        continue
                     last = message.offset
                     envelope = decode(message)
                     if envelope is not None:
