@@ -262,16 +262,13 @@ class KafkaConsumer:
             within = [m for m in messages if m.offset <= part.cap]
             beyond = [m for m in messages if m.offset > part.cap]
             part.held.extend(within)
-            if beyond:
-                consumer.seek(tp, beyond[0].offset)  # fetched again after the begun batch
             if not part.held:
-                if not beyond:
-                    return []
-                # Nothing of the begun batch is left in the log (retention): carry on.
-                part.cap = None
-                consumer.seek(tp, beyond[0].offset)
+                if beyond:  # nothing of the begun batch is left in the log (retention)
+                    part.cap = None
                 messages = beyond
             elif beyond or part.held[-1].offset >= part.cap:
+                if beyond:
+                    consumer.seek(tp, beyond[0].offset)  # fetched again after the batch
                 messages, part.held, part.cap = part.held, [], None
             else:
                 return []  # part of the begun batch so far: wait for the rest
