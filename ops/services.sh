@@ -162,7 +162,7 @@ kafka_start() {
     kafka_render_config
     kafka_format
     # Only log lines written after this point count as this start's "started" line.
-    offset=$(stat -c %s "$KAFKA_LOGS/server.log" 2>/dev/null || echo 0)
+    offset=$(stat -c %s "$KAFKA_LOGS/lifecycle.log" 2>/dev/null || echo 0)
     rm -f "$KAFKA_PIDFILE"
     log "starting kafka on 127.0.0.1:$KAFKA_PORT (log: $KAFKA_LOGS/server.log)"
     # setsid: the broker outlives this shell and a Ctrl-C in the terminal that started it. The
@@ -174,7 +174,7 @@ kafka_start() {
         </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
     while true; do
         if pid=$(kafka_pid) && port_open "$KAFKA_PORT" \
-            && tail -c "+$((offset + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null \
+            && tail -c "+$((offset + 1))" "$KAFKA_LOGS/lifecycle.log" 2>/dev/null \
             | grep -q 'Kafka Server started'; then
             log "kafka ready (pid $pid)"
             return
