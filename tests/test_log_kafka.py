@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import subprocess
 import uuid
@@ -133,7 +132,7 @@ async def test_large_records_round_trip_compressed(
         pytest.skip(str(exc))
     await log.start()
     try:
-        big = dataclasses.replace(envelope(0), payload=os.urandom(1_000_000) * 3)
+        big = envelope(0)._replace(payload=os.urandom(1_000_000) * 3)
         small = envelope(1)
         positions = await log.append(TOPIC, [big, small])
         records = await log.read(TOPIC, positions[0].partition, positions[0].offset, 10)
