@@ -10,8 +10,9 @@ query/sql_scope.py drives them; the steps, in order, each able to refuse the que
    but the queryable ones and the query's own CTEs, whose names may not be a table's. This
    step must hold alone for names: the analyzer runs scalar subqueries while it resolves
    (step 4), so a table they read leaves no trace in the tree it prints.
-3. `rewrite` points every reference to a queryable table at its scoped view, a parameterized
-   view bound to the developer's apps (`hutch_scoped.telemetry_events(apps = ['a', 'b'])`).
+3. `rewrite` (query/sql_rewrite.py) points every reference to a queryable table at its scoped
+   view, a parameterized view bound to the developer's apps
+   (`hutch_scoped.telemetry_events(apps = ['a', 'b'])`).
 4. `check_resolution` reads `EXPLAIN QUERY TREE` of the rewritten text, which is ClickHouse's
    analyzer resolving every name (CTEs, aliases, `IN table`, subqueries): every storage the
    query reads must be a scoped view called with exactly the developer's apps (or the
@@ -55,8 +56,10 @@ DENIED_FUNCTIONS = frozenset(
         "sleepeachrow",
         "reversednsquery",
         "trainentropylearnedhash",
-        "prepareTrainEntropyLearnedHash".lower(),
+        "preparetrainentropylearnedhash",
         "entropylearnedhash",
+        "pggetuserbyid",
+        "pgtableisvisible",
     }
 )
 DENIED_PREFIXES = ("dict", "__", "filesystem", "addressto", "getserver", "getmergetree")
@@ -171,104 +174,6 @@ def _children(nodes: list[AstNode], index: int) -> Iterator[int]:
             yield j
 
 
-# Rewrite -------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""(?P<string>'(?:[^'\\]|\\.)*')
-      |(?P<quoted>`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*")
-      |(?P<param>\{\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^{}]*\})
-      |(?P<word>[A-Za-z0-9_$]+)
-      |(?P<space>\s+)
-      |(?P<other>.)""",
-    re.VERBOSE | re.DOTALL,
-)
-_PARAM_TYPE = re.compile(r":\s*Identifier\s*\}$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str
-    text: str
-
-    @property
-    def value(self) -> str:
-        """An identifier's name (quotes removed), a keyword in upper case, else the text."""
-        if self.kind == "quoted":
-            return re.sub(r"\\(.)", r"\1", self.text[1:-1])
-        if self.kind == "word":
-            return self.text
-        return self.text
-
-    def is_keyword(self, word: str) -> bool:
-        return self.kind == "word" and self.text.upper() == word
-
-
-def tokens(sql: str) -> list[_Token]:
-    return [_Token(m.lastgroup or "other", m.group()) for m in _TOKEN.finditer(sql)]
-
-
-def cte_names(canonical: str) -> set[str]:
-    """Names defined as `name AS (...)` (or `AS MATERIALIZED (...)`): the query's CTEs. A
-    superset at worst, which is safe: a CTE name may not be any table's (query/sql_scope.py)."""
-    parts = [t for t in tokens(canonical) if t.kind != "space"]
-    found = set()
-    for i, token in enumerate(parts[:-2]):
-        if token.kind in ("word", "quoted") and parts[i + 1].is_keyword("AS"):
-            rest = parts[i + 2 : i + 4]
-            if rest[0].text == "(" or (
-                len(rest) == 2 and rest[0].is_keyword("MATERIALIZED") and rest[1].text == "("
-            ):
-                found.add(token.value)
-    return found
-
-
-def view_call(view: str, apps: list[str]) -> str:
-    """`hutch_scoped.telemetry_events(apps = ['a', 'b'])`; app names are [a-z0-9_-]."""
-    return f"{view}(apps = [{', '.join(repr(a) for a in apps)}])"
-
-
-def rewrite(canonical: str, views: Mapping[str, str], apps: list[str]) -> str:
-    """Every reference to a table of `views` (table -> view) in ClickHouse's canonical text,
-    pointed at that view bound to `apps`. Qualified names (`x.telemetry_events`), column
-    qualifiers (`telemetry_events.app`), aliases (`AS telemetry_events`) and function calls
-    are left alone; `IN telemetry_events` becomes `IN (SELECT * FROM <view>)`."""
-    parts = tokens(canonical)
-    significant = [i for i, t in enumerate(parts) if t.kind != "space"]
-    out = [t.text for t in parts]
-    for pos, i in enumerate(significant):
-        token = parts[i]
-        if token.kind == "param" and _PARAM_TYPE.search(token.text):
-            raise Refused("query parameters of type Identifier are not allowed")
-        if token.kind not in ("word", "quoted") or token.value not in views:
-            continue
-        before = parts[significant[pos - 1]] if pos > 0 else None
-        after = [parts[j] for j in significant[pos + 1 : pos + 3]]
-        if before is not None and (before.text == "." or before.is_keyword("AS")):
-            continue
-        if after and after[0].text in (".", "("):
-            continue
-        if len(after) == 2 and after[0].is_keyword("AS") and after[1].text == "(":
-            raise Refused(f"a WITH clause may not reuse the table name {token.value}")
-        call = view_call(views[token.value], apps)
-        earlier = parts[significant[pos - 2]] if pos > 1 else None
-        if before is not None and before.is_keyword("IN"):
-            out[i] = f"(SELECT * FROM {call})"
-        elif (  # the canonical form of `IN t` is `IN (t)`
-            before is not None
-            and before.text == "("
-            and earlier is not None
-            and earlier.is_keyword("IN")
-            and after
-            and after[0].text == ")"
-        ):
-            out[i] = f"SELECT * FROM {call}"
-        elif after and after[0].is_keyword("AS"):
-            out[i] = call
-        else:
-            out[i] = f"{call} AS {token.value}"
-    return "".join(out)
-
-
 # EXPLAIN QUERY TREE --------------------------------------------------------------------------
 
 _ID = re.compile(r"\bid: \d+(, )?")
@@ -303,7 +208,9 @@ def check_resolution(tree_text: str, views: Mapping[str, str], apps: list[str]) 
                     f"the query reads {table}, which is not one of the tables you can query"
                 )
         elif kind == "TABLE_FUNCTION":
-            name = body.rpartition(", table_function_name: ")[2]
+            name, _, extra = body.rpartition(", table_function_name: ")[2].partition(", ")
+            if name in allowed and extra:  # `final: 1`, `sample_size: ...`
+                raise Refused("FINAL and SAMPLE are not supported on these tables")
             if name not in allowed or _subtree(lines, i) != expected:
                 raise Refused(f"table function {name}() is not allowed")
         elif kind == "FUNCTION":

@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from query.sql_guard import Refused, check_resolution, check_syntax, cte_names, rewrite
+from query.sql_guard import Refused, check_resolution, check_syntax
+from query.sql_rewrite import cte_names, rewrite
 from storage.analytics import Analytics
 from storage.errors import BadQuery
 
@@ -122,7 +123,8 @@ class ScopedSql:
                 if table not in self._views:
                     self._analytics.execute(
                         f"CREATE OR REPLACE VIEW {SCOPE_DB}.{table} AS SELECT * FROM "
-                        f"{self._database}.{table} WHERE {TABLES[table]} IN {{apps:Array(String)}}"
+                        f"`{self._database}`.{table} WHERE {TABLES[table]} IN "
+                        "{apps:Array(String)}"
                     )
                     self._views[table] = f"{SCOPE_DB}.{table}"
             self._checked_at = time.monotonic()
@@ -151,7 +153,7 @@ class ScopedSql:
             "max_memory_usage": self._max_memory,
             "limit": limit + 1,
             "output_format_json_quote_64bit_integers": 1,
-            "additional_table_filters": self._filters(views, bound),
+            "additional_table_filters": self.filters(views, bound),
             "readonly": 2,
         }
         try:
@@ -183,7 +185,7 @@ class ScopedSql:
             raise SqlError(_kind(exc), clean(str(exc))) from None
         return "\n".join(str(row[0]) for row in result.rows)
 
-    def _filters(self, views: Mapping[str, str], apps: list[str]) -> str:
+    def filters(self, views: Mapping[str, str], apps: list[str]) -> str:
         """The additional_table_filters map: each base table filtered to `apps` once more."""
         listed = ", ".join(f"\\'{a}\\'" for a in apps)
         entries = [

@@ -175,6 +175,8 @@ def test_a_developer_without_apps_sees_nothing(server: Server, world: dict[str, 
         ("SELECT * FROM INFORMATION_SCHEMA.TABLES", "sql_refused"),
         ("SELECT * FROM secret_table", "sql_refused"),
         ("SELECT * FROM telemetry_events WHERE app IN secret_table", "sql_refused"),
+        ("SELECT * FROM telemetry_events WHERE app GLOBAL NOT IN (secret_table)", "sql_refused"),
+        ("SELECT * FROM telemetry_events WHERE EXISTS (SELECT * FROM secret_table)", "sql_refused"),
         (
             "SELECT count() FROM telemetry_events WHERE app IN (SELECT app FROM secret_table)",
             "sql_refused",
@@ -285,3 +287,24 @@ def test_queries_time_out(server: Server, world: dict[str, Any]) -> None:
     with pytest.raises(SqlError) as caught:
         scoped.run(["quinn-one"], heavy, {}, 10)
     assert caught.value.kind == "timeout"
+
+
+def test_the_base_tables_are_filtered_a_second_time(server: Server, world: dict[str, Any]) -> None:
+    """Even a scoped view bound to the wrong apps would not show them: the run's
+    additional_table_filters hold the base table to the developer's apps."""
+    analytics = server.runtime.analytics  # type: ignore[attr-defined]
+    scoped = ScopedSql(analytics, timeout_s=5)
+    views, _ = scoped.views()
+    wrong = (
+        "SELECT DISTINCT app FROM hutch_scoped.telemetry_events(apps = ['quinn-one', 'rex-app'])"
+    )
+    assert sorted(r[0] for r in analytics.query(wrong).rows) == ["quinn-one", "rex-app"]
+    filtered = analytics.query(
+        wrong, settings={"additional_table_filters": scoped.filters(views, ["quinn-one"])}
+    )
+    assert filtered.rows == [["quinn-one"]]
+
+
+def test_final_and_sample_are_refused_clearly(server: Server, world: dict[str, Any]) -> None:
+    answer = sql(server, world["token"], "SELECT count() FROM telemetry_events FINAL")
+    assert error_of(answer)["message"] == "FINAL and SAMPLE are not supported on these tables"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from query.sql_guard import Refused, check_resolution, check_syntax, cte_names, rewrite
+from query.sql_guard import Refused, check_resolution, check_syntax
+from query.sql_rewrite import cte_names, rewrite
 
 VIEWS = {
     "telemetry_events": "hutch_scoped.telemetry_events",
