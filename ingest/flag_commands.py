@@ -63,6 +63,7 @@ async def set_flag(
     """Create or replace a definition; returns (created, the stored flag). The body's `name`
     may be left out; if given it must be the URL's. Setting what is already there appends
     nothing (and leaves the ETag of GET /v1/flags unchanged)."""
+    await owned_app(ctx, developer, app)
     check_name(name)
     if not isinstance(body, dict):
         raise Unprocessable("the definition must be a JSON object", code="invalid_flag")
@@ -74,7 +75,6 @@ async def set_flag(
         definition = parse_flag({**body, "name": name})
     except FlagError as exc:
         raise invalid(exc) from None
-    await owned_app(ctx, developer, app)
     async with ctx.db.command_lock(f"flags:{app}"):
         await catch_up(ctx.log, ctx.db, PROJECTION)
         current = await asyncio.to_thread(fq.flag_named, ctx.db, app, name)

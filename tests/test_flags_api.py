@@ -138,6 +138,8 @@ def test_developers_cannot_touch_each_others_flags(
     assert put(server, bob, "bobs_flag", {"enabled": True}).status_code == 201
     refused = put(server, alice, "bobs_flag", {"enabled": False}, app="bob-app")
     assert (refused.status_code, error_of(refused)["field"]) == (403, "app")
+    invalid_too = put(server, alice, "bobs_flag", {"enabled": "?"}, app="bob-app")
+    assert invalid_too.status_code == 403  # ownership is checked before the body
     with server.client(**bearer(alice)) as c:
         assert c.get("/api/apps/bob-app/flags").status_code == 403
         assert c.get("/api/apps/bob-app/flags/bobs_flag").status_code == 403

@@ -7,11 +7,13 @@ rows carries the marker OTHER-ROW, and its app name is never ours).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from query.sql_scope import ScopedSql, SqlError
+from schemas.clickhouse import load
 from tests.conftest import Server
 from tests.helpers import developer_with_app, error_of, eventually
 
@@ -308,3 +310,20 @@ def test_the_base_tables_are_filtered_a_second_time(server: Server, world: dict[
 def test_final_and_sample_are_refused_clearly(server: Server, world: dict[str, Any]) -> None:
     answer = sql(server, world["token"], "SELECT count() FROM telemetry_events FINAL")
     assert error_of(answer)["message"] == "FINAL and SAMPLE are not supported on these tables"
+
+
+def test_otel_tables_are_scoped_by_app_too(server: Server, world: dict[str, Any]) -> None:
+    analytics = server.runtime.analytics  # type: ignore[attr-defined]
+    analytics.execute(load("otel_logs", retention_days=30))
+    now = f"{time.time():.9f}"
+    analytics.insert(
+        "otel_logs",
+        {
+            "App": ["quinn-one", "rex-app"],
+            "Timestamp": [now, now],
+            "Body": ["mine", MARK],
+        },
+    )
+    scoped = ScopedSql(analytics, timeout_s=5)  # a fresh one sees the new table at once
+    result = scoped.run(["quinn-one", "quinn-two"], "SELECT App, Body FROM otel_logs", {}, 100)
+    assert result.rows == [["quinn-one", "mine"]]
