@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from hutch import flag_cli
 from hutch.logs import configure_logging
 from hutch.settings import OPTIONS, Settings, SettingsError
 
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", "apply pending relational migrations and create analytics tables")
 
     replay = command("replay", "drop a projection's tables and rebuild them from the log")
-    replay.add_argument("projection", help="telemetry | identity")
+    replay.add_argument("projection", help="telemetry | identity | flags | flag_evaluations")
 
     developer = command("developer", "manage developers").add_subparsers(
         dest="action", required=True
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke", help="revoke an API token by id")
     token_revoke.add_argument("id")
     token_revoke.add_argument("--developer", required=True)
+
+    flag_cli.add_commands(command)
     return parser
 
 
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return _admin(
                 settings, lambda rt: _commands().revoke_token(rt.commands, args.developer, args.id)
             )
+        case "flag":
+            return _admin(settings, lambda rt: flag_cli.run(rt, args))
     return 2
 
 

@@ -20,12 +20,15 @@ from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.auth import Authenticator
 from ingest.identity_commands import Context
 from projections.base import AnalyticsProjection
+from projections.flag_evaluations import FlagEvaluationsProjection
+from projections.flags import FlagsProjection
 from projections.identity import IdentityProjection
 from projections.relational import RelationalProjection
 from projections.relational import run_forever as run_relational
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TelemetryProjection
 from query import identity as q
+from query.flag_cache import FlagCache
 from storage.analytics import Analytics
 from storage.log import EventLog
 from storage.relational import Relational
@@ -54,6 +57,7 @@ class Runtime:
     log: EventLog = field(init=False)
     db: Relational = field(init=False)
     auth: Authenticator = field(init=False)
+    flags: FlagCache = field(init=False)
     analytics: Analytics | None = field(init=False, default=None)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -65,6 +69,7 @@ class Runtime:
         self.log = open_log(self.settings)
         self.db = open_relational(self.settings)
         self.auth = Authenticator(self.db)
+        self.flags = FlagCache(self.db)
         if self.want_analytics or self.run_projectors:
             self.analytics = open_analytics(self.settings)
 
@@ -120,10 +125,13 @@ class Runtime:
         self._tasks.append(asyncio.create_task(supervised(), name=f"projector:{name}"))
 
     def analytics_projections(self) -> list[AnalyticsProjection]:
-        return [TelemetryProjection(self.retention_of)]
+        return [
+            TelemetryProjection(self.retention_of),
+            FlagEvaluationsProjection(self.retention_of),
+        ]
 
     def relational_projections(self) -> list[RelationalProjection]:
-        return [IdentityProjection()]
+        return [IdentityProjection(), FlagsProjection()]
 
     def retention_of(self, app: str) -> int:
         """An app's retention in days, from a copy of the apps table refreshed every few

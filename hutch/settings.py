@@ -81,6 +81,10 @@ OPTIONS: dict[str, Option] = {
         "",
         "key for signed URLs and encryption at rest; empty: generated once into the data dir",
     ),
+    "sql_max_rows": Option(
+        "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
+    ),
+    "sql_timeout_s": Option("HUTCH_SQL_TIMEOUT", "10", "seconds a POST /api/sql query may run"),
 }
 
 
@@ -104,6 +108,8 @@ class Settings:
     log_level: str
     builder_allow_networks: str
     secret_key: str
+    sql_max_rows: int
+    sql_timeout_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
@@ -135,6 +141,8 @@ class Settings:
                 log_level=values["log_level"].upper(),
                 builder_allow_networks=values["builder_allow_networks"],
                 secret_key=values["secret_key"],
+                sql_max_rows=int(values["sql_max_rows"]),
+                sql_timeout_s=float(values["sql_timeout_s"]),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid setting: {exc}") from exc

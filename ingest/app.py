@@ -8,11 +8,15 @@ import falcon.asgi
 from hutch.metrics import MetricsResource
 from hutch.runtime import Runtime
 from hutch.web import Route, new_app
+from ingest.flag_evaluations import FlagEvaluationIngest
+from ingest.flags_api import FlagCommands
 from ingest.forward import Forwarded, Forwarder
 from ingest.identity_api import AppCommands, TokenCommands, TokenRevocation
 from ingest.telemetry import TelemetryIngest
 from query.app import READS, health_checks
+from query.flags_sdk import FlagDefinitions
 from query.identity_api import AuthStatus
+from query.ofrep_api import OfrepFlag, OfrepFlags
 
 
 def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
@@ -24,6 +28,14 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
         ("/api/tokens/{token_id}", TokenRevocation(ctx, auth)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        ("/api/apps/{app}/flags/{name}", FlagCommands(ctx, auth, runtime.flags)),
+        ("/v1/flags", FlagDefinitions(auth, runtime.flags)),
+        (
+            "/v1/flags/eval",
+            FlagEvaluationIngest(runtime.log, auth, runtime.flags, settings.max_body_bytes),
+        ),
+        ("/ofrep/v1/evaluate/flags/{key}", OfrepFlag(auth, runtime.flags)),
+        ("/ofrep/v1/evaluate/flags", OfrepFlags(auth, runtime.flags)),
     ]
     if forwarder is None:
         return [*writes, ("/api/health", health_checks(runtime))]

@@ -9,8 +9,12 @@ import falcon.asgi
 from hutch.metrics import MetricsResource
 from hutch.runtime import Runtime
 from hutch.web import Route, new_app
+from query.flag_stats import FlagStats
+from query.flags_api import FlagListing, FlagLookup
 from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
+from query.sql_api import SqlQuery
+from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
 
 READS: list[tuple[str, tuple[str, ...]]] = [
@@ -18,6 +22,10 @@ READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/apps", ("get",)),
     ("/api/tokens", ("get",)),
     ("/api/health", ("get",)),
+    ("/api/apps/{app}/flags", ("get",)),
+    ("/api/apps/{app}/flags/{name}", ("get",)),
+    ("/api/flags/{name}/stats", ("get",)),
+    ("/api/sql", ("post",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -51,6 +59,17 @@ def routes(runtime: Runtime) -> list[Route]:
         ("/api/health", health_checks(runtime)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        ("/api/apps/{app}/flags", FlagListing(runtime.db, auth)),
+        ("/api/apps/{app}/flags/{name}", FlagLookup(runtime.db, auth)),
+        ("/api/flags/{name}/stats", FlagStats(runtime.analytics, auth)),
+        (
+            "/api/sql",
+            SqlQuery(
+                ScopedSql(runtime.analytics, timeout_s=runtime.settings.sql_timeout_s),
+                auth,
+                runtime.settings.sql_max_rows,
+            ),
+        ),
     ]
 
 

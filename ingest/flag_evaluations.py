@@ -1,0 +1,68 @@
+"""POST /v1/flags/eval: SDKs report the flags they evaluated (app secret).
+
+`{"evaluations": [{"flagName", "enabled", "variant"?, "context"?}]}` is appended as ONE
+`flag.evaluations.v1` event (the projection makes a row per report) and answered, once
+durable, with 202 `{"accepted": N, "unknown": [names the app does not define]}`. Reports of
+unknown flags are kept too: they point to stale clients.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from hutch.metrics import APPEND_SECONDS, APPENDED
+from ingest.auth import Authenticator
+from ingest.body import read_json
+from ingest.flag_commands import invalid
+from query.flag_cache import FlagCache
+from schemas.envelope import new_envelope
+from schemas.flag_events import FlagEvaluations, encode
+from schemas.flag_reports import parse_evaluations, report_to_json
+from schemas.flags import FlagError
+from storage.log import EventLog
+
+APPENDED_HERE = APPENDED.labels("flags")
+APPEND_SECONDS_HERE = APPEND_SECONDS.labels("flags")
+
+
+class FlagEvaluationIngest:
+    def __init__(
+        self, log: EventLog, auth: Authenticator, cache: FlagCache, max_body_bytes: int
+    ) -> None:
+        self._log = log
+        self._auth = auth
+        self._cache = cache
+        self._max_body = max_body_bytes
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        started = time.perf_counter()
+        body = await read_json(req, self._max_body)
+        from_body: dict[str, Any] = body if isinstance(body, dict) else {}
+        secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
+        app_name = req.get_param("appName") or from_body.get("appName")
+        app = await self._auth.app_for_secret(
+            secret if isinstance(secret, str) else None,
+            None if app_name is None else str(app_name),
+        )
+        try:
+            reports = parse_evaluations(body)
+        except FlagError as exc:
+            raise invalid(exc) from None
+        defined = (await self._cache.current(app.name)).by_name
+        unknown = list(dict.fromkeys(r.flag_name for r in reports if r.flag_name not in defined))
+        if reports:
+            payload = FlagEvaluations(app.name, [report_to_json(r) for r in reports], unknown)
+            envelope = new_envelope(
+                "flag.evaluations.v1", encode(payload), key=app.name, app=app.name
+            )
+            await self._log.append("flags", [envelope])
+            APPENDED_HERE.inc()
+            APPEND_SECONDS_HERE.observe(time.perf_counter() - started)
+        resp.status = falcon.HTTP_202
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps({"accepted": len(reports), "unknown": unknown})
