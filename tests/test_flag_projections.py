@@ -12,6 +12,7 @@ from schemas.envelope import new_envelope
 from schemas.flag_events import FlagDefined, FlagEvaluations, encode
 from storage.analytics.chdb import ChdbAnalytics
 from storage.log import Record
+from tests.conftest import make_settings
 from tests.helpers import hutch
 
 
@@ -76,7 +77,7 @@ def test_rows_load_into_the_table(tmp_path: Path) -> None:
 
 
 def test_replay_rebuilds_the_definitions(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = make_settings(tmp_path / "data")
     hutch(data, "developer", "create", "ivy")
     hutch(data, "app", "create", "ivy-app", "--developer", "ivy")
     for args in (["--enabled"], ["--disabled", "--rollout", "10"]):

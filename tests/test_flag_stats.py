@@ -13,7 +13,7 @@ from tests.helpers import developer_with_app, error_of, eventually
 
 @pytest.fixture(scope="module")
 def gina(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "gina", "gina-app")
+    secret, token = developer_with_app(server.settings, "gina", "gina-app")
     reports = [
         {
             "flagName": "banner",
@@ -71,7 +71,7 @@ def test_exposures_per_bucket_variant_and_version(server: Server, gina: dict[str
 
 def test_stats_are_scoped_to_the_developers_apps(server: Server, gina: dict[str, str]) -> None:
     eventually(lambda: stats(server, gina["token"], "banner").json()["total"]["exposures"] == 4)
-    _, token = developer_with_app(server.settings.data, "hank", "hank-app")
+    _, token = developer_with_app(server.settings, "hank", "hank-app")
     theirs = stats(server, token, "banner").json()
     assert theirs["apps"] == ["hank-app"]
     assert theirs["total"]["exposures"] == 0

@@ -29,13 +29,13 @@ CHECKOUT = {
 
 @pytest.fixture(scope="module")
 def alice(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "alice", "alice-app")
+    secret, token = developer_with_app(server.settings, "alice", "alice-app")
     return {"secret": secret, "token": token, "app": "alice-app"}
 
 
 @pytest.fixture(scope="module")
 def bob(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "bob", "bob-app")
+    secret, token = developer_with_app(server.settings, "bob", "bob-app")
     return {"secret": secret, "token": token, "app": "bob-app"}
 
 
@@ -155,7 +155,7 @@ def test_developers_cannot_touch_each_others_flags(
 
 
 def test_cli_sets_lists_and_deletes(server: Server) -> None:
-    data = server.settings.data
+    data = server.settings
     developer_with_app(data, "cleo", "cleo-app")
     code, out = hutch(
         data, "flag", "set", "cleo-app", "beta", "--developer", "cleo", "--enabled",
@@ -220,11 +220,11 @@ def test_sdk_gets_definitions_with_an_etag_and_304(server: Server, bob: dict[str
 
 
 def test_a_change_from_the_cli_reaches_sdks(server: Server) -> None:
-    secret, _ = developer_with_app(server.settings.data, "dan", "dan-app")
+    secret, _ = developer_with_app(server.settings, "dan", "dan-app")
     dan = {"secret": secret, "app": "dan-app"}
     empty = sdk_flags(server, dan)
     assert empty.json() == {"appName": "dan-app", "flags": []}
-    data = server.settings.data
+    data = server.settings
     hutch(data, "flag", "set", "dan-app", "cli_flag", "--developer", "dan", "--enabled")
 
     def changed() -> Any:

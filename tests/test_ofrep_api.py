@@ -24,7 +24,7 @@ SPLIT = {
 
 @pytest.fixture(scope="module")
 def eve(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "eve", "eve-app")
+    secret, token = developer_with_app(server.settings, "eve", "eve-app")
     with server.client(Authorization=f"Bearer {token}") as c:
         for name, body in [
             ("split", SPLIT),
@@ -97,7 +97,7 @@ def test_credentials_are_required_and_per_app(server: Server, eve: dict[str, str
     assert (anonymous.status_code, error_of(anonymous)["code"]) == (401, "missing_secret")
     wrong = ofrep(server, "/split", {}, Authorization="Bearer hs_wrong")
     assert (wrong.status_code, error_of(wrong)["code"]) == (401, "invalid_secret")
-    other_secret, _ = developer_with_app(server.settings.data, "fred", "fred-app")
+    other_secret, _ = developer_with_app(server.settings, "fred", "fred-app")
     other = ofrep(
         server, "/split", {"context": {"targetingKey": "a"}}, **{"X-Secret": other_secret}
     )

@@ -22,7 +22,7 @@ MARK = "OTHER-ROW"
 
 @pytest.fixture(scope="module")
 def world(server: Server) -> dict[str, Any]:
-    data = server.settings.data
+    data = server.settings
     mine_secret, token = developer_with_app(data, "quinn", "quinn-one")
     developer_with_app(data, "quinn", "quinn-two")  # a second app of the same developer
     theirs_secret, theirs_token = developer_with_app(data, "rex", "rex-app")
