@@ -20,6 +20,9 @@ from ingest.auth import Authenticator
 from ingest.identity_commands import Context
 from projections.base import AnalyticsProjection
 from projections.identity import IdentityProjection
+from projections.otel_logs import OtelLogsProjection
+from projections.otel_metrics import OtelMetricsProjection
+from projections.otel_traces import OtelTracesProjection
 from projections.relational import RelationalProjection
 from projections.relational import run_forever as run_relational
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
@@ -107,7 +110,15 @@ class Runtime:
         self._tasks.append(asyncio.create_task(supervised(), name=f"projector:{name}"))
 
     def analytics_projections(self) -> list[AnalyticsProjection]:
-        return [TelemetryProjection(self.retention_of)]
+        # The otel_* tables keep the exporter's table-wide TTL, so they take the default
+        # retention; an app's own retention applies to the tables that carry it per row.
+        days = self.settings.retention_days
+        return [
+            TelemetryProjection(self.retention_of),
+            OtelTracesProjection(days),
+            OtelLogsProjection(days),
+            OtelMetricsProjection(days),
+        ]
 
     def relational_projections(self) -> list[RelationalProjection]:
         return [IdentityProjection()]

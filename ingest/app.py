@@ -10,6 +10,7 @@ from hutch.runtime import Runtime
 from hutch.web import Route, new_app
 from ingest.forward import Forwarded, Forwarder
 from ingest.identity_api import AppCommands, TokenCommands, TokenRevocation
+from ingest.otlp import routes as otlp_routes
 from ingest.telemetry import TelemetryIngest
 from query.app import READS, health_checks
 from query.identity_api import AuthStatus
@@ -24,6 +25,7 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
         ("/api/tokens/{token_id}", TokenRevocation(ctx, auth)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        *otlp_routes(runtime.log, auth, settings.otlp_max_body_bytes),
     ]
     if forwarder is None:
         return [*writes, ("/api/health", health_checks(runtime))]

@@ -11,13 +11,20 @@ from hutch.runtime import Runtime
 from hutch.web import Route, new_app
 from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
+from query.logs import LogListing
+from query.metrics import MetricQuery
 from query.telemetry import TelemetryListing
+from query.traces import TraceLookup, TraceSearch
 
 READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/telemetry", ("get",)),
     ("/api/apps", ("get",)),
     ("/api/tokens", ("get",)),
     ("/api/health", ("get",)),
+    ("/api/traces", ("get",)),
+    ("/api/traces/{traceId}", ("get",)),
+    ("/api/logs", ("get",)),
+    ("/api/metrics", ("get",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -51,6 +58,10 @@ def routes(runtime: Runtime) -> list[Route]:
         ("/api/health", health_checks(runtime)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        ("/api/traces", TraceSearch(runtime.analytics, auth)),
+        ("/api/traces/{traceId}", TraceLookup(runtime.analytics, auth)),
+        ("/api/logs", LogListing(runtime.analytics, auth)),
+        ("/api/metrics", MetricQuery(runtime.analytics, auth)),
     ]
 
 
