@@ -35,6 +35,10 @@ from storage.relational import Relational
 log = logging.getLogger(__name__)
 
 RETENTION_REFRESH_S = 5.0
+OTLP_BATCH_RECORDS = 200
+"""Most OTLP log records a projector takes at once: each is a whole export request (often
+hundreds of spans, points or log records), so HUTCH_PROJECTOR_BATCH, counted in records,
+would make batches of millions of rows."""
 
 
 @dataclass
@@ -86,7 +90,7 @@ class Runtime:
                     p,
                     consumer,
                     analytics,
-                    batch=self.settings.projector_batch,
+                    batch=self.batch_of(p),
                     linger_s=self.settings.projector_wait_ms / 1000,
                 ).run(self._stop)
 
@@ -119,6 +123,12 @@ class Runtime:
             OtelLogsProjection(days),
             OtelMetricsProjection(days),
         ]
+
+    def batch_of(self, projection: AnalyticsProjection) -> int:
+        """Log records per projector batch for this projection."""
+        if any(topic.startswith("otlp.") for topic in projection.topics):
+            return min(self.settings.projector_batch, OTLP_BATCH_RECORDS)
+        return self.settings.projector_batch
 
     def relational_projections(self) -> list[RelationalProjection]:
         return [IdentityProjection()]

@@ -25,6 +25,7 @@ from projections.otel_common import (
     decoded,
     hex_id,
 )
+from projections.otel_raw import decode_raw, raw_attributes
 from schemas.clickhouse import load
 from schemas.events import Topic
 from storage.log import Record
@@ -71,7 +72,8 @@ def _name(names: tuple[str, ...], number: int) -> str:
 
 
 def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
-    """One row per accepted span of an ExportTraceServiceRequest, in COLUMNS order.
+    """One row per accepted span of an ExportTraceServiceRequest decoded by
+    otel_raw.decode_raw (item attributes raw), in COLUMNS order.
 
     Timestamp keeps its nanoseconds (int) until columns are built; see transform().
     """
@@ -101,24 +103,24 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
                         resource,
                         scope.name,
                         scope.version,
-                        attributes(span.attributes),
+                        raw_attributes(span.attributes),
                         max(end - start, 0),  # the exporter's uint64 would wrap; 0 is kinder
                         _name(STATUS_CODES, status.code),
                         status.message,
                         [datetime64_9(event.time_unix_nano) for event in events],
                         [event.name for event in events],
-                        [attributes(event.attributes) for event in events],
+                        [raw_attributes(event.attributes) for event in events],
                         [hex_id(link.trace_id, 16) for link in links],
                         [hex_id(link.span_id, 8) for link in links],
                         [link.trace_state for link in links],
-                        [attributes(link.attributes) for link in links],
+                        [raw_attributes(link.attributes) for link in links],
                     )
                 )
     return rows
 
 
 def transform(records: Sequence[Record]) -> Rows:
-    rows = decoded(records, "traces", flatten)
+    rows = decoded(records, "traces", flatten, decode_raw)
     if not rows:
         return {}
     bounds: dict[tuple[str, str], list[int]] = {}
