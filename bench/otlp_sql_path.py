@@ -149,7 +149,7 @@ def _skeleton() -> type[Message]:
     repeated, optional = 3, 1
     proto = descriptor_pb2.FileDescriptorProto(name="hutch/otlp_sql_path.proto", package="sk")
     proto.syntax = "proto3"
-    layout = {
+    layout: dict[str, list[tuple[str, int, int, int, str]]] = {
         "Request": [("resource_spans", 1, message, repeated, ".sk.ResourceSpans")],
         "ResourceSpans": [
             ("resource", 1, bytes_, optional, ""),
