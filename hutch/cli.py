@@ -180,7 +180,7 @@ async def _replay(runtime: Any, name: str) -> dict[str, Any]:
     for projection in runtime.analytics_projections():
         if projection.name == name:
             rows = await runner.rebuild(
-                runtime.log, runtime.analytics, projection, batch=runtime.settings.projector_batch
+                runtime.log, runtime.analytics, projection, batch=runtime.batch_of(projection)
             )
             return {"replayed": name, "rows": rows}
     for rel in runtime.relational_projections():

@@ -23,6 +23,9 @@ from projections.base import AnalyticsProjection
 from projections.flag_evaluations import FlagEvaluationsProjection
 from projections.flags import FlagsProjection
 from projections.identity import IdentityProjection
+from projections.otel_logs import OtelLogsProjection
+from projections.otel_metrics import OtelMetricsProjection
+from projections.otel_traces import OtelTracesProjection
 from projections.relational import RelationalProjection
 from projections.relational import run_forever as run_relational
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
@@ -47,6 +50,12 @@ def tune_gc_for_batches() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 20, 50)
+
+
+OTLP_BATCH_RECORDS = 200
+"""Most OTLP log records a projector takes at once: each is a whole export request (often
+hundreds of spans, points or log records), so HUTCH_PROJECTOR_BATCH, counted in records,
+would make batches of millions of rows."""
 
 
 @dataclass
@@ -101,7 +110,7 @@ class Runtime:
                     p,
                     consumer,
                     analytics,
-                    batch=self.settings.projector_batch,
+                    batch=self.batch_of(p),
                     linger_s=self.settings.projector_wait_ms / 1000,
                 ).run(self._stop)
 
@@ -125,10 +134,22 @@ class Runtime:
         self._tasks.append(asyncio.create_task(supervised(), name=f"projector:{name}"))
 
     def analytics_projections(self) -> list[AnalyticsProjection]:
+        # The otel_* tables keep the exporter's table-wide TTL, so they take the default
+        # retention; an app's own retention applies to the tables that carry it per row.
+        days = self.settings.retention_days
         return [
             TelemetryProjection(self.retention_of),
+            OtelTracesProjection(days),
+            OtelLogsProjection(days),
+            OtelMetricsProjection(days),
             FlagEvaluationsProjection(self.retention_of),
         ]
+
+    def batch_of(self, projection: AnalyticsProjection) -> int:
+        """Log records per projector batch for this projection."""
+        if any(topic.startswith("otlp.") for topic in projection.topics):
+            return min(self.settings.projector_batch, OTLP_BATCH_RECORDS)
+        return self.settings.projector_batch
 
     def relational_projections(self) -> list[RelationalProjection]:
         return [IdentityProjection(), FlagsProjection()]

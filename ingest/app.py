@@ -12,6 +12,7 @@ from ingest.flag_evaluations import FlagEvaluationIngest
 from ingest.flags_api import FlagCommands
 from ingest.forward import Forwarded, Forwarder
 from ingest.identity_api import AppCommands, TokenCommands, TokenRevocation
+from ingest.otlp import routes as otlp_routes
 from ingest.telemetry import TelemetryIngest
 from query.app import READS, health_checks
 from query.flags_sdk import FlagDefinitions
@@ -36,6 +37,7 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
         ),
         ("/ofrep/v1/evaluate/flags/{key}", OfrepFlag(auth, runtime.flags)),
         ("/ofrep/v1/evaluate/flags", OfrepFlags(auth, runtime.flags)),
+        *otlp_routes(runtime.log, auth, settings.otlp_max_body_bytes),
     ]
     if forwarder is None:
         return [*writes, ("/api/health", health_checks(runtime))]

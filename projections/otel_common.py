@@ -163,7 +163,10 @@ Row = TypeVar("Row")
 
 
 def decoded(
-    records: Sequence[Record], signal: Signal, flatten: Callable[[Message, str], list[Row]]
+    records: Sequence[Record],
+    signal: Signal,
+    flatten: Callable[[Message, str], list[Row]],
+    decode: Callable[[Signal, bytes, str], Message] = decode_request,
 ) -> list[Row]:
     """flatten(request, app) for each record, in order; a record that cannot be decoded or
     flattened is logged with its position and skipped, never raised."""
@@ -171,7 +174,7 @@ def decoded(
     for record in records:
         envelope = record.envelope
         try:
-            request = decode_request(signal, envelope.payload, envelope.content_type)
+            request = decode(signal, envelope.payload, envelope.content_type)
             rows.extend(flatten(request, envelope.app or ""))
         except (BadRequest, UnsupportedMediaType) as exc:
             _skip(record, str(exc))

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from ingest.otlp_rules import log_problem
 from projections.base import Rows
 from projections.otel_common import attributes, columns, datetime64_9, decoded, hex_id, value_string
+from projections.otel_raw import decode_raw, raw_attributes
 from schemas.clickhouse import load
 from schemas.events import Topic
 from storage.log import Record
@@ -70,7 +71,7 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
                         scope.name,
                         scope.version,
                         scope_attributes,
-                        attributes(record.attributes),
+                        raw_attributes(record.attributes),
                         record.event_name,
                     )
                 )
@@ -78,7 +79,7 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
 
 
 def transform(records: Sequence[Record]) -> Rows:
-    rows = decoded(records, "logs", flatten)
+    rows = decoded(records, "logs", flatten, decode_raw)
     return {LOGS: columns(COLUMNS, rows)} if rows else {}
 
 

@@ -17,6 +17,7 @@ from projections.otel_common import (
     float64,
     padded_hex_id,
 )
+from projections.otel_raw import decode_raw, raw_attributes
 from schemas.clickhouse import load
 from schemas.events import Topic
 from storage.log import Record
@@ -112,7 +113,7 @@ def _number(point: Any) -> float | str:
 
 def _exemplars(exemplars: Sequence[Any]) -> tuple[list[Any], ...]:
     return (
-        [attributes(e.filtered_attributes) for e in exemplars],
+        [raw_attributes(e.filtered_attributes) for e in exemplars],
         [datetime64_9(e.time_unix_nano) for e in exemplars],
         [_number(e) for e in exemplars],
         [padded_hex_id(e.span_id, 8) for e in exemplars],
@@ -125,7 +126,7 @@ def _point_rows(kind: str, data: Any, common: tuple[Any, ...]) -> list[tuple[Any
     for p in data.data_points:
         head = (
             *common,
-            attributes(p.attributes),
+            raw_attributes(p.attributes),
             datetime64_9(p.start_time_unix_nano),
             datetime64_9(p.time_unix_nano),
         )
@@ -228,7 +229,7 @@ def flatten(request: Message, app: str) -> list[Tagged]:
 
 def transform(records: Sequence[Record]) -> Rows:
     by_table: dict[str, list[tuple[Any, ...]]] = {}
-    for table, row in decoded(records, "metrics", flatten):
+    for table, row in decoded(records, "metrics", flatten, decode_raw):
         by_table.setdefault(table, []).append(row)
     return {table: columns(COLUMNS[table], rows) for table, rows in by_table.items()}
 

@@ -25,6 +25,7 @@ from projections.otel_common import (
     decoded,
     hex_id,
 )
+from projections.otel_raw import decode_raw, raw_attributes
 from schemas.clickhouse import load
 from schemas.events import Topic
 from storage.log import Record
@@ -66,28 +67,50 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 _START = 1  # index of Timestamp in a row: the lookup table takes span starts, as the MV does
 
 
-def _name(names: tuple[str, ...], number: int) -> str:
-    return names[number] if 0 <= number < len(names) else ""
+_KIND_NAMES = dict(enumerate(SPAN_KINDS))
+_STATUS_NAMES = dict(enumerate(STATUS_CODES))
+_NO_EVENTS: tuple[list[Any], ...] = ([], [], [])
+_NO_LINKS: tuple[list[Any], ...] = ([], [], [], [])
+"""Shared by the rows of spans without events or links (most spans); never mutated."""
 
 
 def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
-    """One row per accepted span of an ExportTraceServiceRequest, in COLUMNS order.
+    """One row per accepted span of an ExportTraceServiceRequest decoded by
+    otel_raw.decode_raw (item attributes raw), in COLUMNS order.
 
     Timestamp keeps its nanoseconds (int) until columns are built; see transform().
     """
     rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    kinds, statuses = _KIND_NAMES.get, _STATUS_NAMES.get
     for resource_spans in request.resource_spans:  # type: ignore[attr-defined]
         resource = attributes(resource_spans.resource.attributes)
         service = resource.get("service.name", "")
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
+            scope_name, scope_version = scope.name, scope.version
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id, span.span_id
                 if span_problem(trace_id, span_id):
                     continue
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 events, links, status = span.events, span.links, span.status
-                rows.append(
+                event_columns = _NO_EVENTS
+                if events:
+                    event_columns = (
+                        [datetime64_9(event.time_unix_nano) for event in events],
+                        [event.name for event in events],
+                        [raw_attributes(event.attributes) for event in events],
+                    )
+                link_columns = _NO_LINKS
+                if links:
+                    link_columns = (
+                        [hex_id(link.trace_id, 16) for link in links],
+                        [hex_id(link.span_id, 8) for link in links],
+                        [link.trace_state for link in links],
+                        [raw_attributes(link.attributes) for link in links],
+                    )
+                append(
                     (
                         app,
                         start,
@@ -96,29 +119,24 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
                         hex_id(span.parent_span_id, 8),
                         span.trace_state,
                         span.name,
-                        _name(SPAN_KINDS, span.kind),
+                        kinds(span.kind, ""),
                         service,
                         resource,
-                        scope.name,
-                        scope.version,
-                        attributes(span.attributes),
-                        max(end - start, 0),  # the exporter's uint64 would wrap; 0 is kinder
-                        _name(STATUS_CODES, status.code),
+                        scope_name,
+                        scope_version,
+                        raw_attributes(span.attributes),
+                        end - start if end > start else 0,  # the exporter's uint64 would wrap
+                        statuses(status.code, ""),
                         status.message,
-                        [datetime64_9(event.time_unix_nano) for event in events],
-                        [event.name for event in events],
-                        [attributes(event.attributes) for event in events],
-                        [hex_id(link.trace_id, 16) for link in links],
-                        [hex_id(link.span_id, 8) for link in links],
-                        [link.trace_state for link in links],
-                        [attributes(link.attributes) for link in links],
+                        *event_columns,
+                        *link_columns,
                     )
                 )
     return rows
 
 
 def transform(records: Sequence[Record]) -> Rows:
-    rows = decoded(records, "traces", flatten)
+    rows = decoded(records, "traces", flatten, decode_raw)
     if not rows:
         return {}
     bounds: dict[tuple[str, str], list[int]] = {}

@@ -15,7 +15,10 @@ from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
 from query.sql_api import SqlQuery
 from query.sql_scope import ScopedSql
+from query.logs import LogListing
+from query.metrics import MetricQuery
 from query.telemetry import TelemetryListing
+from query.traces import TraceLookup, TraceSearch
 
 READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/telemetry", ("get",)),
@@ -26,6 +29,10 @@ READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/apps/{app}/flags/{name}", ("get",)),
     ("/api/flags/{name}/stats", ("get",)),
     ("/api/sql", ("post",)),
+    ("/api/traces", ("get",)),
+    ("/api/traces/{traceId}", ("get",)),
+    ("/api/logs", ("get",)),
+    ("/api/metrics", ("get",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -70,6 +77,10 @@ def routes(runtime: Runtime) -> list[Route]:
                 runtime.settings.sql_max_rows,
             ),
         ),
+        ("/api/traces", TraceSearch(runtime.analytics, auth)),
+        ("/api/traces/{traceId}", TraceLookup(runtime.analytics, auth)),
+        ("/api/logs", LogListing(runtime.analytics, auth)),
+        ("/api/metrics", MetricQuery(runtime.analytics, auth)),
     ]
 
 

@@ -1,0 +1,167 @@
+"""OTLP/HTTP: POST /v1/traces, /v1/metrics and /v1/logs, binary protobuf or OTLP/JSON.
+
+One export request becomes ONE log record (its decoded body, as sent, and its encoding),
+appended only after a cheap check (ingest.otlp_codec.check) and only if it has an item to
+keep; the projectors decode and flatten in batches. The answer is the Export*ServiceResponse
+in the request's encoding, with partial_success when the check rejected items, and a
+google.rpc.Status for every refusal (ingest/otlp_status.py).
+
+The app secret comes from the X-Secret header or ?secret= (preferred: the body is then not
+needed to authenticate, so a stranger is refused before it is read). OTLP/JSON bodies may
+also carry it as a top-level "secret" member, which OTLP/JSON parsers ignore as unknown;
+it is removed from the body before the body is stored. `appName` (query only) must name the
+secret's app when given.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from hutch.metrics import APPEND_SECONDS, APPENDED
+from ingest import otlp_json
+from ingest.auth import Authenticator
+from ingest.errors import Unauthorized
+from ingest.otlp_codec import (
+    REQUESTS,
+    BadRequest,
+    BodyTooLarge,
+    Checked,
+    Encoding,
+    Inflater,
+    Signal,
+    check,
+    content_type,
+    encode_response,
+    encoding_of,
+    validate,
+)
+from ingest.otlp_status import refusal
+from query import identity as q
+from schemas.envelope import new_envelope
+from schemas.events import TOPIC_OF, EventType
+from storage.log import EventLog
+
+EVENT_TYPES: dict[Signal, EventType] = {
+    "traces": "otlp.traces.v1",
+    "metrics": "otlp.metrics.v1",
+    "logs": "otlp.logs.v1",
+}
+ROUTES: dict[Signal, str] = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
+
+_EMPTY = Checked(0)
+
+
+class OtlpIngest:
+    """The export endpoint of one signal."""
+
+    def __init__(
+        self, signal: Signal, log: EventLog, auth: Authenticator, max_body_bytes: int
+    ) -> None:
+        self._signal: Signal = signal
+        self._type = EVENT_TYPES[signal]
+        self._topic = TOPIC_OF[self._type]
+        self._log = log
+        self._auth = auth
+        self._max_body = max_body_bytes
+        self._appended = APPENDED.labels(self._topic)
+        self._append_seconds = APPEND_SECONDS.labels(self._topic)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        encoding: Encoding = "json"
+        try:
+            encoding = encoding_of(req.content_type)
+            resp.data = await self._export(req, encoding)
+            resp.content_type = content_type(encoding)
+        except Exception as exc:
+            refused = refusal(exc)
+            if refused is None:
+                raise
+            resp.status = refused.status
+            resp.content_type = refused.content_type(encoding)
+            resp.data = refused.body(encoding)
+            for name, value in refused.headers.items():
+                resp.set_header(name, value)
+            req.context.error_code = refused.reason
+
+    async def _export(self, req: falcon.asgi.Request, encoding: Encoding) -> bytes:
+        started = time.perf_counter()
+        secret = req.get_header("X-Secret") or req.get_param("secret")
+        app_name = req.get_param("appName")
+        app: q.App | None = None
+        if secret or encoding == "protobuf":
+            app = await self._auth.app_for_secret(secret, app_name)
+        body = await self._read(req)
+        if not body:
+            checked = _EMPTY  # an empty body is the empty request: nothing to keep
+        elif encoding == "protobuf":
+            checked = check(self._signal, body, encoding)
+        else:
+            body, checked, in_body = self._check_json(body)
+            if app is None:
+                app = await self._auth.app_for_secret(in_body, app_name)
+        if app is None:  # a JSON request with an empty body and no secret
+            app = await self._auth.app_for_secret(None, app_name)
+        if checked.accepted:
+            envelope = new_envelope(
+                self._type, body, key=app.name, app=app.name, content_type=content_type(encoding)
+            )
+            await self._log.append(self._topic, (envelope,))
+            self._appended.inc()
+            self._append_seconds.observe(time.perf_counter() - started)
+        return encode_response(self._signal, checked, encoding)
+
+    async def _read(self, req: falcon.asgi.Request) -> bytes:
+        """The decoded body: 413 past the limit (before or after decompression), 415 for an
+        unknown Content-Encoding, 400 for a broken compressed stream."""
+        coding = req.get_header("Content-Encoding")
+        length = req.content_length
+        if length is not None and length > self._max_body:
+            raise BodyTooLarge(
+                f"the body of {length} bytes is over the {self._max_body}-byte limit"
+            )
+        if length is not None and (coding is None or coding.strip().lower() == "identity"):
+            data: bytes = await req.stream.read(length)
+            return data
+        inflater = Inflater(coding, self._max_body)
+        received = 0
+        async for chunk in req.stream:
+            received += len(chunk)
+            if received > self._max_body:
+                raise BodyTooLarge(f"the body is over the {self._max_body}-byte limit")
+            inflater.feed(chunk)
+        return inflater.finish()
+
+    def _check_json(self, body: bytes) -> tuple[bytes, Checked, str | None]:
+        """Check an OTLP/JSON body; returns the body to store (without a "secret" member),
+        what the check found, and the secret the body carried, if any."""
+        try:
+            document: Any = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        secret = None
+        if isinstance(document, dict) and "secret" in document:
+            found = document.pop("secret")
+            if not isinstance(found, str):
+                raise Unauthorized("the body's secret must be a string", code="invalid_secret")
+            secret = found
+            body = orjson.dumps(document)  # a secret is never stored in clear
+        request_type = REQUESTS[self._signal]
+        try:
+            request = otlp_json.parse(document, request_type)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(
+                f"the body is not a valid {request_type.DESCRIPTOR.name}: {exc}"
+            ) from None
+        return body, validate(self._signal, request), secret
+
+
+def routes(log: EventLog, auth: Authenticator, max_body_bytes: int) -> list[tuple[str, object]]:
+    return [
+        (ROUTES[signal], OtlpIngest(signal, log, auth, max_body_bytes))
+        for signal in ("traces", "metrics", "logs")
+    ]
