@@ -13,10 +13,10 @@ from query.flag_stats import FlagStats
 from query.flags_api import FlagListing, FlagLookup
 from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
-from query.sql_api import SqlQuery
-from query.sql_scope import ScopedSql
 from query.logs import LogListing
 from query.metrics import MetricQuery
+from query.sql_api import SqlQuery
+from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
 from query.traces import TraceLookup, TraceSearch
 

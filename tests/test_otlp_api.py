@@ -59,16 +59,14 @@ def recent(number: int, **fields: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def alice(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "otel-alice", "alice-otel")
-    _, second = hutch(
-        server.settings.data, "app", "create", "alice-edge", "--developer", "otel-alice"
-    )
+    secret, token = developer_with_app(server.settings, "otel-alice", "alice-otel")
+    _, second = hutch(server.settings, "app", "create", "alice-edge", "--developer", "otel-alice")
     return {"secret": secret, "token": token, "edge_secret": str(second["secret"])}
 
 
 @pytest.fixture(scope="module")
 def bob(server: Server) -> dict[str, str]:
-    secret, token = developer_with_app(server.settings.data, "otel-bob", "bob-otel")
+    secret, token = developer_with_app(server.settings, "otel-bob", "bob-otel")
     return {"secret": secret, "token": token}
 
 
@@ -692,7 +690,7 @@ def test_log_overloaded_is_429_and_unavailable_is_503_with_retry_after(
 ) -> None:
     from storage.log import sqlite
 
-    secret, _ = developer_with_app(ingest_only.settings.data, "otel-carol", "carol-otel")
+    secret, _ = developer_with_app(ingest_only.settings, "otel-carol", "carol-otel")
     body = traces(recent(1)).SerializeToString()
     assert post(ingest_only, "/v1/traces", body, **{"X-Secret": secret}).status_code == 200
 

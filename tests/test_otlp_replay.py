@@ -65,7 +65,7 @@ def test_replay_rebuilds_otel_tables_with_the_same_rows(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     asyncio.run(_append(settings.data / "log.db"))
 
-    code, first = hutch(settings.data, "replay", "otel_traces")
+    code, first = hutch(settings, "replay", "otel_traces")
     # 30 spans, and one trace-id lookup row: the spans share one trace, replayed in one batch
     assert (code, first) == (0, {"replayed": "otel_traces", "rows": 30 + 1})
     analytics = ChdbAnalytics(settings.data / "clickhouse")
@@ -75,9 +75,9 @@ def test_replay_rebuilds_otel_tables_with_the_same_rows(tmp_path: Path) -> None:
         analytics.close()
     assert len(before) == 30
 
-    code, again = hutch(settings.data, "replay", "otel_traces")
+    code, again = hutch(settings, "replay", "otel_traces")
     assert (code, again) == (0, first)
-    code, logged = hutch(settings.data, "replay", "otel_logs")
+    code, logged = hutch(settings, "replay", "otel_logs")
     assert (code, logged) == (0, {"replayed": "otel_logs", "rows": 1})
     analytics = ChdbAnalytics(settings.data / "clickhouse")
     try:
