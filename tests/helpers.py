@@ -15,6 +15,7 @@ import orjson
 
 from hutch.cli import main
 from hutch.settings import Settings
+from schemas.events import Topic
 
 T = TypeVar("T")
 
@@ -114,3 +115,21 @@ def kill_tree(pid: int) -> None:
     for victim in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
+
+
+def log_ends(settings: Settings, topic: Topic) -> dict[int, int]:
+    """The log's end offset per partition of `topic`, read by a log of the test's own (the
+    server's log lives on the server's event loop)."""
+    import asyncio
+
+    from hutch.wiring import open_log
+
+    async def ends() -> dict[int, int]:
+        log = open_log(settings)
+        await log.start()
+        try:
+            return {p: await log.end_offset(topic, p) for p in await log.partitions(topic)}
+        finally:
+            await log.close()
+
+    return asyncio.run(ends())

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from hutch.settings import Settings
+from hutch.wiring import open_log
 from schemas.envelope import new_envelope
 from storage.analytics.chdb import ChdbAnalytics
-from storage.log.sqlite import SQLiteLog
 from tests.conftest import make_settings
 from tests.helpers import hutch
 from tests.otlp_builders import logs, span, traces
@@ -20,8 +21,8 @@ NOW = (time.time_ns() // 10**9 - 60) * 10**9
 SPANS = "SELECT App, TraceId, SpanId, SpanName, Timestamp FROM otel_traces ORDER BY SpanId"
 
 
-async def _append(log_path: Path) -> None:
-    log = SQLiteLog(log_path)
+async def _append(settings: Settings) -> None:
+    log = open_log(settings)
     await log.start()
     requests = [
         traces(*(span(n, start_time_unix_nano=NOW + n) for n in range(i * 10 + 1, i * 10 + 11)))
@@ -63,7 +64,7 @@ async def _append(log_path: Path) -> None:
 
 def test_replay_rebuilds_otel_tables_with_the_same_rows(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
-    asyncio.run(_append(settings.data / "log.db"))
+    asyncio.run(_append(settings))
 
     code, first = hutch(settings, "replay", "otel_traces")
     # 30 spans, and one trace-id lookup row: the spans share one trace, replayed in one batch
