@@ -14,11 +14,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hutch.keys import derive, secret_key
 from hutch.settings import Settings
 from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.auth import Authenticator
+from ingest.build_context import BuildContext
 from ingest.identity_commands import Context
+from ingest.worker_auth import WorkerAuth
 from projections.base import AnalyticsProjection
+from projections.builds import BuildsProjection
 from projections.identity import IdentityProjection
 from projections.relational import RelationalProjection
 from projections.relational import run_forever as run_relational
@@ -26,7 +30,9 @@ from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TelemetryProjection
 from query import identity as q
 from storage.analytics import Analytics
+from storage.errors import StorageError
 from storage.log import EventLog
+from storage.objects import ObjectStore, open_object_store
 from storage.relational import Relational
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,9 @@ class Runtime:
     db: Relational = field(init=False)
     auth: Authenticator = field(init=False)
     analytics: Analytics | None = field(init=False, default=None)
+    secret: bytes = field(init=False, repr=False)
+    objects: ObjectStore = field(init=False)
+    workers: WorkerAuth = field(init=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _retention: dict[str, int] = field(init=False, default_factory=dict)
@@ -53,6 +62,13 @@ class Runtime:
         self.log = open_log(self.settings)
         self.db = open_relational(self.settings)
         self.auth = Authenticator(self.db)
+        self.secret = secret_key(self.settings)
+        self.objects = open_object_store(
+            self.settings.objects_url,
+            public_url=self.settings.public_url,
+            secret=derive(self.secret, "objects"),
+        )
+        self.workers = WorkerAuth(self.db)
         if self.want_analytics or self.run_projectors:
             self.analytics = open_analytics(self.settings)
 
@@ -60,12 +76,32 @@ class Runtime:
     def commands(self) -> Context:
         return Context(self.log, self.db, self.settings)
 
+    @property
+    def builds(self) -> BuildContext:
+        return BuildContext(
+            self.log,
+            self.db,
+            self.settings,
+            self.objects,
+            client_key=derive(self.secret, "download-clients"),
+        )
+
+    @property
+    def objects_served_here(self) -> bool:
+        """Whether Hutch serves the object store's signed URLs itself (file://)."""
+        return self.settings.objects_url.startswith("file:")
+
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
         self._stop = asyncio.Event()
         await self.log.start()
+        try:
+            await self.objects.start()
+        except StorageError:
+            # Everything but uploads and downloads can work without it; those answer 503.
+            log.exception("the object store is unavailable", extra={"url": "HUTCH_OBJECTS"})
         if self.analytics is not None:
             for projection in self.analytics_projections():
                 await asyncio.to_thread(ensure_tables, self.analytics, projection)
@@ -110,7 +146,7 @@ class Runtime:
         return [TelemetryProjection(self.retention_of)]
 
     def relational_projections(self) -> list[RelationalProjection]:
-        return [IdentityProjection()]
+        return [IdentityProjection(), BuildsProjection()]
 
     def retention_of(self, app: str) -> int:
         """An app's retention in days, from a copy of the apps table refreshed every few
@@ -138,4 +174,5 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         await self.log.close()
+        await self.objects.close()
         self.db.close()

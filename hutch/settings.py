@@ -81,6 +81,14 @@ OPTIONS: dict[str, Option] = {
         "",
         "key for signed URLs and encryption at rest; empty: generated once into the data dir",
     ),
+    "max_upload_bytes": Option(
+        "HUTCH_MAX_UPLOAD", "209715200", "largest build upload accepted, in bytes (200 MiB)"
+    ),
+    "build_lease_s": Option(
+        "HUTCH_BUILD_LEASE",
+        "300",
+        "seconds a builder worker holds a build without reporting before it is requeued",
+    ),
 }
 
 
@@ -104,6 +112,8 @@ class Settings:
     log_level: str
     builder_allow_networks: str
     secret_key: str
+    max_upload_bytes: int
+    build_lease_s: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
@@ -135,6 +145,8 @@ class Settings:
                 log_level=values["log_level"].upper(),
                 builder_allow_networks=values["builder_allow_networks"],
                 secret_key=values["secret_key"],
+                max_upload_bytes=int(values["max_upload_bytes"]),
+                build_lease_s=int(values["build_lease_s"]),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid setting: {exc}") from exc

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import falcon.asgi
 
+from hutch.keys import derive
 from hutch.metrics import MetricsResource
 from hutch.runtime import Runtime
 from hutch.web import Route, new_app
+from ingest.downloads import LatestDownload, PlatformDownload
 from ingest.forward import Forwarded, Forwarder
+from ingest.icons import AppIcon
 from ingest.identity_api import AppCommands, TokenCommands, TokenRevocation
+from ingest.objects import SignedObjects
 from ingest.telemetry import TelemetryIngest
+from ingest.uploads import Presign, Upload
+from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
 from query.app import READS, health_checks
 from query.identity_api import AuthStatus
 
@@ -24,10 +30,31 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
         ("/api/tokens/{token_id}", TokenRevocation(ctx, auth)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        *build_routes(runtime),
     ]
     if forwarder is None:
         return [*writes, ("/api/health", health_checks(runtime))]
     return writes + [(uri, Forwarded(forwarder, methods)) for uri, methods in READS]
+
+
+def build_routes(runtime: Runtime) -> list[Route]:
+    """Uploads, downloads (GETs that append a download event), icons, the web-app build
+    service and its worker API, and the filesystem store's signed URLs."""
+    auth, builds = runtime.auth, runtime.builds
+    routes: list[Route] = [
+        ("/api/upload/presign", Presign(builds, auth)),
+        ("/api/upload", Upload(builds, auth)),
+        ("/api/apps/{name}/latest", LatestDownload(builds)),
+        ("/api/apps/{name}/latest/{os}/{arch}/{format}", PlatformDownload(builds)),
+        ("/api/apps/{name}/icon", AppIcon(builds, auth)),
+        ("/api/v1/builds", BuildCommands(builds, auth)),
+        ("/api/v1/worker/claim", WorkerClaim(builds, runtime.workers)),
+        ("/api/v1/worker/builds/{build_id}/status", WorkerReport(builds, runtime.workers)),
+    ]
+    if runtime.objects_served_here:
+        signing = derive(runtime.secret, "objects")
+        routes.append(("/objects/{key:path}", SignedObjects(runtime.objects, signing)))
+    return routes
 
 
 def create_app(

@@ -9,15 +9,22 @@ import falcon.asgi
 from hutch.metrics import MetricsResource
 from hutch.runtime import Runtime
 from hutch.web import Route, new_app
+from query.app_info import AppBuildListing, AppInfo, Images
 from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
 from query.telemetry import TelemetryListing
+from query.web_builds_api import BuildListing, BuildStatusResource
 
 READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/telemetry", ("get",)),
     ("/api/apps", ("get",)),
     ("/api/tokens", ("get",)),
     ("/api/health", ("get",)),
+    ("/api/app/{id}", ("get",)),
+    ("/api/apps/{name}/builds", ("get",)),
+    ("/api/img/{key}", ("get",)),
+    ("/api/v1/builds", ("get",)),
+    ("/api/v1/builds/{id}", ("get",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -51,6 +58,18 @@ def routes(runtime: Runtime) -> list[Route]:
         ("/api/health", health_checks(runtime)),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
+        *build_routes(runtime),
+    ]
+
+
+def build_routes(runtime: Runtime) -> list[Route]:
+    db, objects, auth = runtime.db, runtime.objects, runtime.auth
+    return [
+        ("/api/app/{id}", AppInfo(db, objects, runtime.settings.public_url)),
+        ("/api/apps/{name}/builds", AppBuildListing(db, auth)),
+        ("/api/img/{key}", Images(objects)),
+        ("/api/v1/builds", BuildListing(db, objects, auth)),
+        ("/api/v1/builds/{id}", BuildStatusResource(db, objects, auth)),
     ]
 
 
