@@ -50,7 +50,9 @@ def object_error(exc: storage_errors.StorageError, field: str, limit: int) -> Hu
             code="too_large",
         )
     if isinstance(exc, storage_errors.InvalidKey):
-        return Unprocessable(f"{field} is not a valid object key: {exc}", field=field)
+        return Unprocessable(
+            f"{field} is not a valid object key: {exc}", field=field, code="bad_key"
+        )
     if isinstance(exc, storage_errors.NotFound):
         return NotFound(f"nothing was uploaded under {field}", field=field, code="no_upload")
     raise exc

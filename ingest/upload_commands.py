@@ -196,7 +196,9 @@ async def finalize(
     try:
         validate_key(s3_key)
     except InvalidKey as exc:
-        raise Unprocessable(f"s3Key is not a valid key: {exc}", field="s3Key") from None
+        raise Unprocessable(
+            f"s3Key is not a valid key: {exc}", field="s3Key", code="bad_key"
+        ) from None
     if s3_key != target.key:
         raise Unprocessable(
             "s3Key does not belong to this name, version and fileName: pass the s3Key that "

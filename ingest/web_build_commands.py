@@ -276,6 +276,8 @@ async def report(
         )
         if build.status == "success":
             return _state(ctx, build)  # a repeated report, answered as the first was
+        if not can_move(build.status, "success"):
+            raise _backwards(build.status, "success")
         try:
             stored = await finalize_upload(
                 ctx.objects,
