@@ -7,7 +7,10 @@ and the next request see the write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from hutch.settings import Settings
@@ -23,6 +26,9 @@ from storage.relational import Relational
 
 BUILDS = BuildsProjection()
 IDENTITY = IdentityProjection()
+_LOCAL: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,16 @@ class BuildContext:
     """Keys the hash that identifies a downloading client (hutch/keys.py)."""
     clock: Callable[[], int] = now_micros
     """Microseconds since the epoch; tests pass their own to move leases on."""
+
+    @contextlib.asynccontextmanager
+    async def command_lock(self, name: str) -> AsyncIterator[None]:
+        """The store's cross-process command lock, entered by one task of this process at a
+        time. Waiting for the store's lock blocks a worker thread; without the local lock, a
+        burst of commands (builders polling for work) fills the default thread pool with
+        waiters while the holder needs a thread to finish its command, and all stall."""
+        local = _LOCAL.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with local, self.db.command_lock(name):
+            yield
 
     async def catch_up(self) -> None:
         await catch_up(self.log, self.db, IDENTITY)

@@ -64,7 +64,7 @@ class AppIcon:
             key, [data], max_bytes=MAX_ICON_BYTES, content_type=content_type
         )
         icon = e.AppIconSet(app=name, object_key=key, content_type=content_type)
-        async with self._ctx.db.command_lock(f"app:{name}"):
+        async with self._ctx.command_lock(f"app:{name}"):
             envelope = new_envelope("app.icon_set.v1", e.encode(icon), key=name, app=name)
             await self._ctx.log.append("apps", [envelope])
             await self._ctx.catch_up()

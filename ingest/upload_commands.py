@@ -223,7 +223,7 @@ async def record(
         identity = identity_commands.Context(ctx.log, ctx.db, ctx.settings)
         with contextlib.suppress(ConflictError):  # created meanwhile: checked below whose
             created = await identity_commands.create_app(identity, target.app, developer)
-    async with ctx.db.command_lock(f"app:{target.app}"):
+    async with ctx.command_lock(f"app:{target.app}"):
         await ctx.catch_up()
         app = await asyncio.to_thread(qi.app_named, ctx.db, target.app)
         if app is None or app.developer != developer:

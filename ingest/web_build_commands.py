@@ -48,8 +48,9 @@ MAX_ERROR_CHARS = 2000
 REPORTS: tuple[BuildStatus, ...] = ("building", "success", "failed")
 
 
-def _event(type_: EventType, payload: object, key: str) -> Envelope:
-    return new_envelope(type_, e.encode(payload), key=key)
+def _event(ctx: BuildContext, type_: EventType, payload: object, key: str) -> Envelope:
+    """Stamped with the command's clock, the one its leases are measured by."""
+    return new_envelope(type_, e.encode(payload), key=key, received_at=ctx.clock())
 
 
 def artifact_key(build: q.WebBuild, attempt: int) -> str:
@@ -137,7 +138,7 @@ async def create_build(
 ) -> dict[str, Any]:
     allowed = parse_allowed_networks(ctx.settings.builder_allow_networks)
     created = validate_request(body, developer, allowed)
-    async with ctx.db.command_lock(LOCK):
+    async with ctx.command_lock(LOCK):
         await ctx.catch_up()
         used = await asyncio.to_thread(
             q.versions_in_use, ctx.db, developer, created.bundle_id, created.platform
@@ -151,7 +152,7 @@ async def create_build(
                     field="version",
                     code="version_not_higher",
                 )
-        await ctx.log.append("builds", [_event("build.created.v1", created, created.id)])
+        await ctx.log.append("builds", [_event(ctx, "build.created.v1", created, created.id)])
         await ctx.catch_up()
     build = await asyncio.to_thread(q.web_build, ctx.db, created.id)
     assert build is not None
@@ -178,7 +179,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
     """The oldest queued (or lapsed) build for `platform`, now held by `worker`; None if the
     queue is empty."""
     wanted = _platform(platform)
-    async with ctx.db.command_lock(LOCK):
+    async with ctx.command_lock(LOCK):
         await ctx.catch_up()
         now = ctx.clock()
         for build in await asyncio.to_thread(q.claimable, ctx.db, wanted, now, 50):
@@ -194,7 +195,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                         "giving up on this build",
                     )
                     await ctx.log.append(
-                        "builds", [_event("build.status_changed.v1", failed, build.id)]
+                        "builds", [_event(ctx, "build.status_changed.v1", failed, build.id)]
                     )
                     continue
                 requeued = e.BuildRequeued(
@@ -203,7 +204,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                     attempt=build.attempt,
                     reason=f"worker {build.worker} did not report before its lease ran out",
                 )
-                events.append(_event("build.requeued.v1", requeued, build.id))
+                events.append(_event(ctx, "build.requeued.v1", requeued, build.id))
             claimed = e.BuildClaimed(
                 id=build.id,
                 claim_id=uuid7(),
@@ -211,7 +212,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                 attempt=build.attempt + 1,
                 lease_until=now + _lease_s(ctx) * 1_000_000,
             )
-            events.append(_event("build.claimed.v1", claimed, build.id))
+            events.append(_event(ctx, "build.claimed.v1", claimed, build.id))
             await ctx.log.append("builds", events)
             await ctx.catch_up()
             return {
@@ -286,7 +287,7 @@ async def report(
             )
         except StorageError as exc:
             raise object_error(exc, "artifact", ctx.settings.max_upload_bytes) from None
-    async with ctx.db.command_lock(LOCK):
+    async with ctx.command_lock(LOCK):
         await ctx.catch_up()
         build = _held(
             await asyncio.to_thread(q.web_build, ctx.db, build_id), build_id, worker, claim_id
@@ -307,7 +308,7 @@ async def report(
             artifact_size=stored.size if stored else None,
             artifact_sha256=stored.sha256 if stored else None,
         )
-        await ctx.log.append("builds", [_event("build.status_changed.v1", changed, build.id)])
+        await ctx.log.append("builds", [_event(ctx, "build.status_changed.v1", changed, build.id)])
         await ctx.catch_up()
         latest = await asyncio.to_thread(q.web_build, ctx.db, build_id)
         assert latest is not None
@@ -341,19 +342,19 @@ async def create_worker(ctx: BuildContext, name: object) -> dict[str, Any]:
         raise Unprocessable("a worker name must be 1 to 64 characters", field="name")
     token = WORKER_TOKEN_PREFIX + secrets.token_hex(32)
     created = e.WorkerCreated(id=uuid7(), name=name, token_hash=digest(token), prefix=token[:10])
-    await ctx.log.append("builds", [_event("worker.created.v1", created, created.id)])
+    await ctx.log.append("builds", [_event(ctx, "worker.created.v1", created, created.id)])
     await ctx.catch_up()
     return {"worker": created.id, "name": name, "token": token}
 
 
 async def revoke_worker(ctx: BuildContext, worker_id: str) -> dict[str, Any]:
-    async with ctx.db.command_lock(LOCK):
+    async with ctx.command_lock(LOCK):
         await ctx.catch_up()
         worker = await asyncio.to_thread(q.worker_by_id, ctx.db, worker_id)
         if worker is None:
             raise NotFound(f"no worker {worker_id!r}")
         if worker.revoked_at is None:
             revoked = e.WorkerRevoked(worker_id)
-            await ctx.log.append("builds", [_event("worker.revoked.v1", revoked, worker_id)])
+            await ctx.log.append("builds", [_event(ctx, "worker.revoked.v1", revoked, worker_id)])
             await ctx.catch_up()
     return {"revoked": worker_id}
