@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", "apply pending relational migrations and create analytics tables")
 
     replay = command("replay", "drop a projection's tables and rebuild them from the log")
-    replay.add_argument("projection", help="telemetry | identity")
+    replay.add_argument("projection", help="telemetry | identity | builds")
 
     developer = command("developer", "manage developers").add_subparsers(
         dest="action", required=True

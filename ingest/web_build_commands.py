@@ -166,9 +166,7 @@ def _upload(ctx: BuildContext, build: q.WebBuild, attempt: int) -> dict[str, Any
     expires_s = _lease_s(ctx) + 300
     key = artifact_key(build, attempt)
     return {
-        "url": ctx.objects.presign_put(
-            key, expires_s, max_bytes=min(ctx.settings.max_upload_bytes, 1 << 31)
-        ),
+        "url": ctx.objects.presign_put(key, expires_s, max_bytes=ctx.settings.max_upload_bytes),
         "method": "PUT",
         "s3Key": key,
         "expiresAt": iso_micros(ctx.clock() + expires_s * 1_000_000),

@@ -30,6 +30,7 @@ def serve_builds(data: Path, **env: str) -> Iterator[Server]:
         **env,
     )
     runtime = Runtime(settings, want_analytics=True, run_projectors=True)
+    runtime.db.migrate()
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
     )

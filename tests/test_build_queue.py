@@ -179,3 +179,18 @@ async def test_failed_versions_can_be_built_again(ctx: BuildContext) -> None:
     assert again != build_id
     with pytest.raises(ConflictError):
         await _create(ctx, version="4.0.0")
+
+
+def test_replay_rebuilds_the_builds_tables(tmp_path: Path) -> None:
+    from tests.helpers import hutch
+
+    data = tmp_path / "data"
+    code, worker = hutch(data, "worker", "create", "box")
+    assert code == 0
+    assert hutch(data, "worker", "revoke", worker["worker"]) == (0, {"revoked": worker["worker"]})
+    code, replayed = hutch(data, "replay", "builds")
+    assert (code, replayed) == (0, {"replayed": "builds", "records": 2})
+    # Still known (and still revoked) after the rebuild:
+    assert hutch(data, "worker", "revoke", worker["worker"])[0] == 0
+    code, missing = hutch(data, "worker", "revoke", "no-such-worker")
+    assert (code, missing["error"]["code"]) == (1, "not_found")
