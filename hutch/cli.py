@@ -63,7 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", "apply pending relational migrations and create analytics tables")
 
     replay = command("replay", "drop a projection's tables and rebuild them from the log")
-    replay.add_argument("projection", help="telemetry | identity | flags | flag_evaluations")
+    replay.add_argument(
+        "projection",
+        help="telemetry | otel_traces | otel_logs | otel_metrics | flag_evaluations | "
+        "identity | flags | builds",
+    )
 
     developer = command("developer", "manage developers").add_subparsers(
         dest="action", required=True
@@ -87,6 +91,30 @@ def _parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("--developer", required=True)
 
     flag_cli.add_commands(command)
+    worker = command("worker", "manage builder worker tokens").add_subparsers(
+        dest="action", required=True
+    )
+    worker_create = worker.add_parser("create", help="create a builder worker; prints its token")
+    worker_create.add_argument("name", help="a label for the worker (e.g. its host)")
+    worker_revoke = worker.add_parser("revoke", help="revoke a builder worker's token by id")
+    worker_revoke.add_argument("id")
+
+    builder = command(
+        "builder",
+        "run a reference builder worker: claim queued Android web-app builds, package each "
+        "as a Trusted Web Activity project zip, upload it and report the result",
+    )
+    builder.add_argument("--server", help="Hutch's base URL (default: HUTCH_PUBLIC_URL)")
+    builder.add_argument(
+        "--token", help="worker token from `hutch worker create` (HUTCH_WORKER_TOKEN)"
+    )
+    builder.add_argument(
+        "--once", action="store_true", help="take at most one build, print its outcome, exit"
+    )
+    builder.add_argument("--poll", type=float, default=5.0, help="seconds between empty claims")
+    builder.add_argument(
+        "--ca-file", type=Path, help="extra CA certificates (PEM) to trust for web apps"
+    )
     return parser
 
 
@@ -149,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         case "flag":
             return _admin(settings, lambda rt: flag_cli.run(rt, args))
+        case "worker" if args.action == "create":
+            return _admin(
+                settings, lambda rt: _build_commands().create_worker(rt.builds, args.name)
+            )
+        case "worker":
+            return _admin(settings, lambda rt: _build_commands().revoke_worker(rt.builds, args.id))
+        case "builder":
+            from hutch.builder.cli import run_builder
+
+            return run_builder(settings, args)
     return 2
 
 
@@ -156,6 +194,12 @@ def _commands() -> Any:
     from ingest import identity_commands
 
     return identity_commands
+
+
+def _build_commands() -> Any:
+    from ingest import web_build_commands
+
+    return web_build_commands
 
 
 def migrate(settings: Settings) -> None:

@@ -15,11 +15,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hutch.keys import derive, secret_key
 from hutch.settings import Settings
 from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.auth import Authenticator
+from ingest.build_context import BuildContext
 from ingest.identity_commands import Context
+from ingest.worker_auth import WorkerAuth
 from projections.base import AnalyticsProjection
+from projections.builds import BuildsProjection
 from projections.flag_evaluations import FlagEvaluationsProjection
 from projections.flags import FlagsProjection
 from projections.identity import IdentityProjection
@@ -33,7 +37,9 @@ from projections.telemetry import TelemetryProjection
 from query import identity as q
 from query.flag_cache import FlagCache
 from storage.analytics import Analytics
+from storage.errors import StorageError
 from storage.log import EventLog
+from storage.objects import ObjectStore, open_object_store
 from storage.relational import Relational
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,9 @@ class Runtime:
     auth: Authenticator = field(init=False)
     flags: FlagCache = field(init=False)
     analytics: Analytics | None = field(init=False, default=None)
+    secret: bytes = field(init=False, repr=False)
+    objects: ObjectStore = field(init=False)
+    workers: WorkerAuth = field(init=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _retention: dict[str, int] = field(init=False, default_factory=dict)
@@ -79,6 +88,13 @@ class Runtime:
         self.db = open_relational(self.settings)
         self.auth = Authenticator(self.db)
         self.flags = FlagCache(self.db)
+        self.secret = secret_key(self.settings)
+        self.objects = open_object_store(
+            self.settings.objects_url,
+            public_url=self.settings.public_url,
+            secret=derive(self.secret, "objects"),
+        )
+        self.workers = WorkerAuth(self.db)
         if self.want_analytics or self.run_projectors:
             self.analytics = open_analytics(self.settings)
 
@@ -86,12 +102,32 @@ class Runtime:
     def commands(self) -> Context:
         return Context(self.log, self.db, self.settings)
 
+    @property
+    def builds(self) -> BuildContext:
+        return BuildContext(
+            self.log,
+            self.db,
+            self.settings,
+            self.objects,
+            client_key=derive(self.secret, "download-clients"),
+        )
+
+    @property
+    def objects_served_here(self) -> bool:
+        """Whether Hutch serves the object store's signed URLs itself (file://)."""
+        return self.settings.objects_url.startswith("file:")
+
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
         self._stop = asyncio.Event()
         await self.log.start()
+        try:
+            await self.objects.start()
+        except StorageError:
+            # Everything but uploads and downloads can work without it; those answer 503.
+            log.exception("the object store is unavailable", extra={"url": "HUTCH_OBJECTS"})
         if self.analytics is not None:
             for projection in self.analytics_projections():
                 await asyncio.to_thread(ensure_tables, self.analytics, projection)
@@ -152,7 +188,7 @@ class Runtime:
         return self.settings.projector_batch
 
     def relational_projections(self) -> list[RelationalProjection]:
-        return [IdentityProjection(), FlagsProjection()]
+        return [IdentityProjection(), FlagsProjection(), BuildsProjection()]
 
     def retention_of(self, app: str) -> int:
         """An app's retention in days, from a copy of the apps table refreshed every few
@@ -180,4 +216,5 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         await self.log.close()
+        await self.objects.close()
         self.db.close()

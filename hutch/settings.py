@@ -85,6 +85,14 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
     ),
     "sql_timeout_s": Option("HUTCH_SQL_TIMEOUT", "10", "seconds a POST /api/sql query may run"),
+    "max_upload_bytes": Option(
+        "HUTCH_MAX_UPLOAD", "209715200", "largest build upload accepted, in bytes (200 MiB)"
+    ),
+    "build_lease_s": Option(
+        "HUTCH_BUILD_LEASE",
+        "300",
+        "seconds a builder worker holds a build without reporting before it is requeued",
+    ),
 }
 
 
@@ -110,6 +118,8 @@ class Settings:
     secret_key: str
     sql_max_rows: int
     sql_timeout_s: float
+    max_upload_bytes: int
+    build_lease_s: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
@@ -143,6 +153,8 @@ class Settings:
                 secret_key=values["secret_key"],
                 sql_max_rows=int(values["sql_max_rows"]),
                 sql_timeout_s=float(values["sql_timeout_s"]),
+                max_upload_bytes=int(values["max_upload_bytes"]),
+                build_lease_s=int(values["build_lease_s"]),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid setting: {exc}") from exc

@@ -9,6 +9,7 @@ import falcon.asgi
 from hutch.metrics import MetricsResource
 from hutch.runtime import Runtime
 from hutch.web import Route, new_app
+from query.app_info import AppBuildListing, AppInfo, Images
 from query.flag_stats import FlagStats
 from query.flags_api import FlagListing, FlagLookup
 from query.health import Health
@@ -19,6 +20,7 @@ from query.sql_api import SqlQuery
 from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
 from query.traces import TraceLookup, TraceSearch
+from query.web_builds_api import BuildListing, BuildStatusResource
 
 READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/telemetry", ("get",)),
@@ -33,6 +35,11 @@ READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/traces/{traceId}", ("get",)),
     ("/api/logs", ("get",)),
     ("/api/metrics", ("get",)),
+    ("/api/app/{id}", ("get",)),
+    ("/api/apps/{app}/builds", ("get",)),
+    ("/api/img/{key}", ("get",)),
+    ("/api/v1/builds", ("get",)),
+    ("/api/v1/builds/{id}", ("get",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -81,6 +88,18 @@ def routes(runtime: Runtime) -> list[Route]:
         ("/api/traces/{traceId}", TraceLookup(runtime.analytics, auth)),
         ("/api/logs", LogListing(runtime.analytics, auth)),
         ("/api/metrics", MetricQuery(runtime.analytics, auth)),
+        *build_routes(runtime),
+    ]
+
+
+def build_routes(runtime: Runtime) -> list[Route]:
+    db, objects, auth = runtime.db, runtime.objects, runtime.auth
+    return [
+        ("/api/app/{id}", AppInfo(db, objects, runtime.settings.public_url)),
+        ("/api/apps/{app}/builds", AppBuildListing(db, auth)),
+        ("/api/img/{key}", Images(objects)),
+        ("/api/v1/builds", BuildListing(db, objects, auth)),
+        ("/api/v1/builds/{id}", BuildStatusResource(db, objects, auth)),
     ]
 
 

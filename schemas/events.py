@@ -36,6 +36,10 @@ EventType = Literal[
     "build.status_changed.v1",
     "job.created.v1",
     "job.status_changed.v1",
+    "build.requeued.v1",
+    "app.icon_set.v1",
+    "worker.created.v1",
+    "worker.revoked.v1",
 ]
 
 TOPICS: tuple[Topic, ...] = get_args(Topic)
@@ -61,6 +65,10 @@ TOPIC_OF: dict[EventType, Topic] = {
     "build.status_changed.v1": "builds",
     "job.created.v1": "jobs",
     "job.status_changed.v1": "jobs",
+    "build.requeued.v1": "builds",
+    "app.icon_set.v1": "apps",
+    "worker.created.v1": "builds",
+    "worker.revoked.v1": "builds",
 }
 
 TelemetryKind = Literal["error", "warning", "info", "trace", "debug"]

@@ -1,0 +1,74 @@
+"""What build and upload commands need: the stores, the settings, keys and a clock.
+
+Commands follow the identity pattern (ingest/identity_commands.py): under the command lock,
+catch the projections up, validate against that state, append, catch up again, so the answer
+and the next request see the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from hutch.settings import Settings
+from ingest.errors import HutchError, NotFound, PayloadTooLarge, Unprocessable
+from projections.builds import BuildsProjection
+from projections.identity import IdentityProjection
+from projections.relational import catch_up
+from schemas.envelope import now_micros
+from storage import errors as storage_errors
+from storage.log import EventLog
+from storage.objects import ObjectStore
+from storage.relational import Relational
+
+BUILDS = BuildsProjection()
+IDENTITY = IdentityProjection()
+_LOCAL: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    log: EventLog
+    db: Relational
+    settings: Settings
+    objects: ObjectStore
+    client_key: bytes = field(repr=False)
+    """Keys the hash that identifies a downloading client (hutch/keys.py)."""
+    clock: Callable[[], int] = now_micros
+    """Microseconds since the epoch; tests pass their own to move leases on."""
+
+    @contextlib.asynccontextmanager
+    async def command_lock(self, name: str) -> AsyncIterator[None]:
+        """The store's cross-process command lock, entered by one task of this process at a
+        time. Waiting for the store's lock blocks a worker thread; without the local lock, a
+        burst of commands (builders polling for work) fills the default thread pool with
+        waiters while the holder needs a thread to finish its command, and all stall."""
+        local = _LOCAL.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with local, self.db.command_lock(name):
+            yield
+
+    async def catch_up(self) -> None:
+        await catch_up(self.log, self.db, IDENTITY)
+        await catch_up(self.log, self.db, BUILDS)
+
+
+def object_error(exc: storage_errors.StorageError, field: str, limit: int) -> HutchError:
+    """The client's view of an object-store refusal that is about its request."""
+    if isinstance(exc, storage_errors.TooLarge):
+        return PayloadTooLarge(
+            f"the file is larger than the {limit}-byte limit; nothing was stored",
+            field=field,
+            code="too_large",
+        )
+    if isinstance(exc, storage_errors.InvalidKey):
+        return Unprocessable(
+            f"{field} is not a valid object key: {exc}", field=field, code="bad_key"
+        )
+    if isinstance(exc, storage_errors.NotFound):
+        return NotFound(f"nothing was uploaded under {field}", field=field, code="no_upload")
+    raise exc

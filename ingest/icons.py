@@ -1,0 +1,75 @@
+"""App icons: `PUT /api/apps/{name}/icon` (the app's owner, the image as the body).
+
+The type is decided by the image's own first bytes, not by what the client claims, and only
+raster formats browsers render without running anything are taken (PNG, JPEG, GIF, WebP; no
+SVG, which can carry script). The object key is content-addressed
+(`img/<app>-<sha256 prefix>.<ext>`), so `GET /api/img/{key}` can be cached for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ingest.auth import Authenticator
+from ingest.body import read_body
+from ingest.build_context import BuildContext
+from ingest.errors import BadRequest, UnsupportedMediaType
+from schemas import build_events as e
+from schemas.envelope import new_envelope
+
+MAX_ICON_BYTES = 1 << 20
+IMAGE_PREFIX = "img/"
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """(content type, extension) of a PNG, JPEG, GIF or WebP image, from its magic bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png", "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg", "jpg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif", "gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return None
+
+
+def image_url(public_url: str, object_key: str) -> str:
+    return f"{public_url.rstrip('/')}/api/img/{object_key.removeprefix(IMAGE_PREFIX)}"
+
+
+class AppIcon:
+    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str) -> None:
+        name = app
+        developer = await self._auth.developer(req)
+        await self._auth.owned_app(developer.name, name)
+        data = await read_body(req, MAX_ICON_BYTES)
+        if not data:
+            raise BadRequest("the body is empty; send the icon image", code="empty_body")
+        kind = sniff_image(data)
+        if kind is None:
+            raise UnsupportedMediaType(
+                "an icon must be a PNG, JPEG, GIF or WebP image", field="Content-Type"
+            )
+        content_type, ext = kind
+        key = f"{IMAGE_PREFIX}{name}-{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
+        await self._ctx.objects.put_stream(
+            key, [data], max_bytes=MAX_ICON_BYTES, content_type=content_type
+        )
+        icon = e.AppIconSet(app=name, object_key=key, content_type=content_type)
+        async with self._ctx.command_lock(f"app:{name}"):
+            envelope = new_envelope("app.icon_set.v1", e.encode(icon), key=name, app=name)
+            await self._ctx.log.append("apps", [envelope])
+            await self._ctx.catch_up()
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(
+            {"app": name, "iconUrl": image_url(self._ctx.settings.public_url, key)}
+        )

@@ -1,0 +1,154 @@
+"""BuildHut uploads over HTTP (bearer token):
+
+    POST /api/upload/presign   {fileName, name, version}       -> {uploadUrl, s3Key, ...}
+    POST /api/upload           JSON {name, version, fileName, s3Key[, os, architecture]}
+                               or multipart/form-data: name, version[, os, architecture,
+                               fileName], then the `file` part last, streamed to storage
+
+A direct upload is streamed straight into the object store (never held whole in memory) and
+cut off at the size limit, in which case nothing of it is kept (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ingest import upload_commands as commands
+from ingest.auth import Authenticator
+from ingest.body import media_type, read_json
+from ingest.build_context import BuildContext, object_error
+from ingest.errors import (
+    BadRequest,
+    HutchError,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from query import builds as q
+from storage.errors import StorageError
+from storage.objects import StoredObject
+
+MAX_JSON = 16 * 1024
+FORM_OVERHEAD = 64 * 1024
+"""What a multipart body may carry besides the file: boundaries, headers, small fields."""
+FIELDS = ("name", "version", "os", "architecture", "fileName")
+MAX_FIELD_CHARS = 1024
+
+
+def _json(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
+    body = await read_json(req, MAX_JSON)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_body")
+    return body
+
+
+class Presign:
+    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        body = await _object_body(req)
+        _json(resp, 200, await commands.presign(self._ctx, developer.name, body))
+
+
+class Upload:
+    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        kind = media_type(req)
+        if kind == "multipart/form-data":
+            status, answer = await self._direct(req, developer.name)
+        elif kind in ("", "application/json"):
+            body = await _object_body(req)
+            status, answer = await commands.finalize(self._ctx, developer.name, body)
+        else:
+            raise UnsupportedMediaType(
+                "send JSON (finalize a presigned upload) or multipart/form-data (direct upload)",
+                field="Content-Type",
+            )
+        _json(resp, status, answer)
+
+    async def _direct(self, req: falcon.asgi.Request, developer: str) -> tuple[int, dict[str, Any]]:
+        limit = commands.max_upload(self._ctx)
+        length = req.content_length
+        if length is not None and length > limit + FORM_OVERHEAD:
+            raise PayloadTooLarge(
+                f"the upload is larger than the {limit}-byte limit; nothing was stored",
+                field="file",
+                code="too_large",
+            )
+        form: AsyncIterable[Any] = await req.get_media()
+        fields: dict[str, str] = {}
+        target: commands.UploadTarget | None = None
+        stored: StoredObject | None = None
+        try:
+            async for part in form:
+                if stored is not None:
+                    raise Unprocessable(
+                        "the file must be the last field of the form (send name and version "
+                        "first); nothing was recorded",
+                        field=part.name or "file",
+                        code="file_not_last",
+                    )
+                if part.name == "file":
+                    fields.setdefault("fileName", part.filename or "")
+                    target = commands.upload_target(fields)
+                    await commands.check_owner(self._ctx, developer, target.app)
+                    await commands.refuse_existing(self._ctx, target)
+                    try:
+                        stored = await self._ctx.objects.put_stream(
+                            target.key,
+                            part.stream,
+                            max_bytes=limit,
+                            content_type=target.content_type,
+                        )
+                    except StorageError as exc:
+                        raise object_error(exc, "file", limit) from None
+                elif part.name in FIELDS:
+                    fields[part.name] = await _field_text(part)
+            if stored is None or target is None:
+                raise Unprocessable(
+                    "no file: send the build in the `file` field (or use /api/upload/presign)",
+                    field="file",
+                    code="missing_field",
+                )
+            return await commands.record(self._ctx, developer, target, stored)
+        except (HutchError, StorageError, falcon.HTTPError):
+            if stored is not None and target is not None:
+                await self._discard(target.key)
+            raise
+
+    async def _discard(self, key: str) -> None:
+        """Remove what this request stored, unless a build is recorded under the key (one
+        that raced this request: its object is not ours to delete)."""
+        if await asyncio.to_thread(q.build_for_key, self._ctx.db, key) is None:
+            with contextlib.suppress(StorageError):
+                await self._ctx.objects.delete(key)
+
+
+async def _field_text(part: Any) -> str:
+    data: bytes = await part.stream.read(MAX_FIELD_CHARS + 1)
+    if len(data) > MAX_FIELD_CHARS:
+        raise Unprocessable(f"{part.name} is too long", field=part.name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unprocessable(f"{part.name} is not UTF-8 text", field=part.name) from None

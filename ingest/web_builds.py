@@ -1,0 +1,77 @@
+"""The web-app build service's writes:
+
+    POST /api/v1/builds                       developer token: queue a build
+    POST /api/v1/worker/claim                 worker token: {platform} -> a build, or 204
+    POST /api/v1/worker/builds/{id}/status    worker token: {claimId, status[, error]}
+
+Reads (GET /api/v1/builds, GET /api/v1/builds/{id}) are in query/web_builds_api.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ingest import web_build_commands as commands
+from ingest.auth import Authenticator
+from ingest.body import read_json
+from ingest.build_context import BuildContext
+from ingest.errors import BadRequest
+from ingest.worker_auth import WorkerAuth
+
+MAX_BODY = 16 * 1024
+
+
+async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
+    body = await read_json(req, MAX_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_body")
+    return body
+
+
+def _json(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+class BuildCommands:
+    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        developer = await self._auth.developer(req)
+        body = await _object_body(req)
+        _json(resp, 201, await commands.create_build(self._ctx, developer.name, body))
+
+
+class WorkerClaim:
+    def __init__(self, ctx: BuildContext, workers: WorkerAuth) -> None:
+        self._ctx = ctx
+        self._workers = workers
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        worker = await self._workers.worker(req)
+        body = await _object_body(req)
+        claimed = await commands.claim(self._ctx, worker, body.get("platform"))
+        if claimed is None:
+            resp.status = falcon.HTTP_204
+            return
+        _json(resp, 200, claimed)
+
+
+class WorkerReport:
+    def __init__(self, ctx: BuildContext, workers: WorkerAuth) -> None:
+        self._ctx = ctx
+        self._workers = workers
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, build_id: str
+    ) -> None:
+        worker = await self._workers.worker(req)
+        body = await _object_body(req)
+        _json(resp, 200, await commands.report(self._ctx, worker, build_id, body))

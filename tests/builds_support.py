@@ -1,0 +1,115 @@
+"""Helpers for the build and upload tests: a server whose public URL is its real address (so
+signed URLs point back at it), developers with tokens, and small HTTP conveniences."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Server, free_port, make_settings
+from tests.helpers import hutch
+
+
+def serve_builds(data: Path, **env: str) -> Iterator[Server]:
+    """A Hutch app over real HTTP on a port chosen first, so HUTCH_PUBLIC_URL can name it."""
+    import uvicorn
+
+    from hutch.app import create_app
+    from hutch.runtime import Runtime
+
+    port = free_port()
+    settings = make_settings(
+        data,
+        HUTCH_BIND=f"127.0.0.1:{port}",
+        HUTCH_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **env,
+    )
+    runtime = Runtime(settings, want_analytics=True, run_projectors=True)
+    runtime.db.migrate()
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", settings, runtime)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        runtime.release()
+
+
+def developer_token(data: Path, developer: str) -> str:
+    """A developer (without apps) and a bearer token for them."""
+    hutch(data, "developer", "create", developer)
+    code, token = hutch(data, "token", "create", "--developer", developer)
+    assert code == 0, token
+    return str(token["token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def presigned_upload(
+    client: httpx.Client, token: str, app: str, version: str, file_name: str, body: bytes
+) -> httpx.Response:
+    """presign -> PUT the bytes -> finalize, as a CI job would; the finalize answer."""
+    presigned = client.post(
+        "/api/upload/presign",
+        headers=bearer(token),
+        json={"fileName": file_name, "name": app, "version": version},
+    )
+    assert presigned.status_code == 200, presigned.text
+    grant = presigned.json()
+    put = httpx.put(grant["uploadUrl"], content=body, timeout=30)
+    assert put.status_code == 200, put.text
+    return client.post(
+        "/api/upload",
+        headers=bearer(token),
+        json={"name": app, "version": version, "fileName": file_name, "s3Key": grant["s3Key"]},
+    )
+
+
+def direct_upload(
+    client: httpx.Client,
+    token: str,
+    app: str,
+    version: str,
+    file_name: str,
+    body: bytes,
+    **fields: str,
+) -> httpx.Response:
+    return client.post(
+        "/api/upload",
+        headers=bearer(token),
+        data={"name": app, "version": version, **fields},
+        files={"file": (file_name, body, "application/octet-stream")},
+    )
+
+
+def follow(answer: httpx.Response) -> httpx.Response:
+    """GET where a redirect points (the signed URL may be on another host: S3)."""
+    assert answer.status_code == 302, answer.text
+    return httpx.get(answer.headers["location"], timeout=30)
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    block = bytes((i * 31 + seed) % 251 for i in range(4096))
+    return (block * (size // len(block) + 1))[:size]
+
+
+def json_of(answer: httpx.Response, status: int) -> Any:
+    assert answer.status_code == status, answer.text
+    return answer.json()
