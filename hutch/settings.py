@@ -165,6 +165,8 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             env[OPTIONS[f.name].env] = str(value)
+        if self.public_url == f"http://{self.bind}":
+            del env["HUTCH_PUBLIC_URL"]  # derived from the bind: let a changed bind move it
         return env
 
 

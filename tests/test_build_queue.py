@@ -182,9 +182,10 @@ async def test_failed_versions_can_be_built_again(ctx: BuildContext) -> None:
 
 
 def test_replay_rebuilds_the_builds_tables(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
     from tests.helpers import hutch
 
-    data = tmp_path / "data"
+    data = make_settings(tmp_path / "data")
     code, worker = hutch(data, "worker", "create", "box")
     assert code == 0
     assert hutch(data, "worker", "revoke", worker["worker"]) == (0, {"revoked": worker["worker"]})

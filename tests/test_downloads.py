@@ -26,7 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def cleo(server: Server) -> str:
-    _, token = developer_with_app(server.settings.data, "cleo", "cleo-app")
+    _, token = developer_with_app(server.settings, "cleo", "cleo-app")
     uploads = [
         ("1.0.0", "cleo-1.0.0-x86_64.AppImage"),
         ("1.0.0", "cleo_1.0.0_amd64.deb"),
@@ -87,7 +87,7 @@ def test_no_match_lists_what_exists(server: Server, cleo: str, path: str) -> Non
 
 
 def test_unknown_apps_and_apps_without_builds(server: Server) -> None:
-    developer_with_app(server.settings.data, "dan", "dan-app")
+    developer_with_app(server.settings, "dan", "dan-app")
     with server.client() as c:
         for path in (
             "/api/apps/ghost/latest",
@@ -112,7 +112,7 @@ def _downloads(c: httpx.Client, token: str, app: str) -> dict[str, int]:
 
 
 def test_repeats_within_30_seconds_count_once(server: Server) -> None:
-    _, token = developer_with_app(server.settings.data, "eve", "eve-app")
+    _, token = developer_with_app(server.settings, "eve", "eve-app")
     with server.client() as c:
         json_of(direct_upload(c, token, "eve-app", "1.0.0", "eve.apk", b"eve"), 201)
         for _ in range(3):
@@ -136,7 +136,7 @@ def test_repeats_within_30_seconds_count_once(server: Server) -> None:
 
 
 def test_counts_are_right_under_concurrent_downloads(server: Server) -> None:
-    _, token = developer_with_app(server.settings.data, "fred", "fred-app")
+    _, token = developer_with_app(server.settings, "fred", "fred-app")
     with server.client() as c:
         json_of(direct_upload(c, token, "fred-app", "1.0.0", "fred.apk", b"fred"), 201)
 
@@ -177,7 +177,7 @@ def test_listing_pages_and_bounds(server: Server, cleo: str) -> None:
 
 
 def test_app_info_follows_a_new_upload_at_once(server: Server) -> None:
-    _, token = developer_with_app(server.settings.data, "gil", "gil-app")
+    _, token = developer_with_app(server.settings, "gil", "gil-app")
     with server.client() as c:
         json_of(direct_upload(c, token, "gil-app", "1.0.0", "gil.apk", b"one"), 201)
         first = json_of(c.get("/api/app/gil-app"), 200)
@@ -190,7 +190,7 @@ def test_app_info_follows_a_new_upload_at_once(server: Server) -> None:
 
 
 def test_icons(server: Server, cleo: str) -> None:
-    _, other = developer_with_app(server.settings.data, "hal", "hal-app")
+    _, other = developer_with_app(server.settings, "hal", "hal-app")
     with server.client() as c:
         answer = json_of(c.put("/api/apps/cleo-app/icon", headers=bearer(cleo), content=PNG), 200)
         image = httpx.get(answer["iconUrl"])

@@ -23,6 +23,7 @@ from tests.helpers import descendants, developer_with_app, eventually, kill_tree
 
 class Served:
     def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings
         data = settings.data
         data.mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{port}"

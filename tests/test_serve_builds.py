@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from tests.builds_support import bearer, direct_upload, follow, json_of, presigned_upload
-from tests.conftest import free_port
+from tests.conftest import free_port, make_settings
 from tests.helpers import developer_with_app, eventually, hutch
 from tests.test_serve import Served
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    process = Served(tmp_path / "data", free_port())
+    process = Served(make_settings(tmp_path / "data"), free_port())
     try:
         yield process
     finally:
@@ -30,7 +30,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.mark.slow
 def test_builds_across_processes(served: Served) -> None:
-    _, token = developer_with_app(served.data, "uma", "uma-app")
+    _, token = developer_with_app(served.settings, "uma", "uma-app")
     with httpx.Client(base_url=served.url, timeout=30) as c:
         json_of(direct_upload(c, token, "uma-app", "1.0.0", "uma.apk", b"direct"), 201)
         json_of(presigned_upload(c, token, "uma-app", "1.0.1", "uma.apk", b"presigned"), 201)
@@ -61,7 +61,7 @@ def test_builds_across_processes(served: Served) -> None:
             ),
             201,
         )
-        code, worker = hutch(served.data, "worker", "create", "serve-test")
+        code, worker = hutch(served.settings, "worker", "create", "serve-test")
         assert code == 0
         claim = json_of(
             c.post(

@@ -35,17 +35,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def ada(server: Server) -> str:
     """A developer who owns `ada-app`; her token."""
-    _, token = developer_with_app(server.settings.data, "ada", "ada-app")
+    _, token = developer_with_app(server.settings, "ada", "ada-app")
     return token
 
 
 @pytest.fixture(scope="module")
 def bob(server: Server) -> str:
-    return developer_token(server.settings.data, "bob")
+    return developer_token(server.settings, "bob")
 
 
 def objects_root(server: Server) -> Path:
-    return server.settings.data / "objects"
+    return server.settings / "objects"
 
 
 def test_presigned_round_trip(server: Server, ada: str) -> None:
@@ -429,7 +429,7 @@ def test_tampered_and_expired_urls_are_refused(server: Server, ada: str) -> None
 
 
 def test_objects_route_cannot_reach_outside_the_store(server: Server) -> None:
-    secret = (server.settings.data / "secret.key").read_bytes()
+    secret = (server.settings / "secret.key").read_bytes()
     for path in (
         "/objects/../secret.key",
         "/objects/%2e%2e/secret.key",

@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, s3_url: str) -> Iterator[Se
 
 @pytest.fixture(scope="module")
 def token(server: Server) -> str:
-    return developer_with_app(server.settings.data, "sam", "sam-app")[1]
+    return developer_with_app(server.settings, "sam", "sam-app")[1]
 
 
 def _head(server: Server, key: str) -> Any:

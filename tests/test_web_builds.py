@@ -71,11 +71,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def ivy(server: Server) -> str:
-    return developer_token(server.settings.data, "ivy")
+    return developer_token(server.settings, "ivy")
 
 
 def worker_token(server: Server, name: str = "builder-1") -> str:
-    code, created = hutch(server.settings.data, "worker", "create", name)
+    code, created = hutch(server.settings, "worker", "create", name)
     assert code == 0, created
     assert created["token"].startswith("hw_")
     return str(created["token"])
@@ -99,7 +99,7 @@ def create(c: httpx.Client, token: str, **overrides: Any) -> httpx.Response:
 
 def run_builder(server: Server, token: str, *args: str) -> tuple[int, dict[str, Any]]:
     return hutch(
-        server.settings.data, "builder", "--server", server.url, "--token", token, "--once", *args
+        server.settings, "builder", "--server", server.url, "--token", token, "--once", *args
     )
 
 
@@ -167,13 +167,13 @@ def test_versions_must_increase_per_bundle_and_platform(server: Server, ivy: str
         json_of(create(c, ivy, bundleId="com.ivy.notes", version="1.0.0", platform="ios"), 201)
         json_of(create(c, ivy, bundleId="com.ivy.other", version="0.0.1"), 201)
     # Another developer's builds of the same bundle id do not count against this one.
-    other = developer_token(server.settings.data, "jon")
+    other = developer_token(server.settings, "jon")
     with server.client() as c:
         json_of(create(c, other, bundleId="com.ivy.notes", version="0.1.0"), 201)
 
 
 def test_builds_are_private_and_paginated(server: Server) -> None:
-    kim = developer_token(server.settings.data, "kim")
+    kim = developer_token(server.settings, "kim")
     with server.client() as c:
         ids = [
             json_of(create(c, kim, bundleId="com.kim.app", version=f"1.0.{i}"), 201)["id"]
@@ -194,7 +194,7 @@ def test_builds_are_private_and_paginated(server: Server) -> None:
         ):
             answer = c.get("/api/v1/builds", headers=bearer(kim), params=params)
             assert (answer.status_code, error_of(answer)["field"]) == (400, field)
-        lee = developer_token(server.settings.data, "lee")
+        lee = developer_token(server.settings, "lee")
         theirs = c.get(f"/api/v1/builds/{ids[0]}", headers=bearer(lee))
         assert theirs.status_code == 404
         assert json_of(c.get("/api/v1/builds", headers=bearer(lee)), 200)["total"] == 0
@@ -217,9 +217,9 @@ def test_worker_api_needs_a_worker_token(server: Server, ivy: str) -> None:
             "/api/v1/worker/claim", headers=bearer(token), json={"platform": "symbian"}
         )
         assert worker_id.status_code == 422
-    code, workers = hutch(server.settings.data, "worker", "create", "to-revoke")
+    code, workers = hutch(server.settings, "worker", "create", "to-revoke")
     assert code == 0
-    assert hutch(server.settings.data, "worker", "revoke", workers["worker"])[0] == 0
+    assert hutch(server.settings, "worker", "revoke", workers["worker"])[0] == 0
     with server.client() as c:
         revoked = c.post(
             "/api/v1/worker/claim", headers=bearer(workers["token"]), json={"platform": "android"}
