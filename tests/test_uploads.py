@@ -45,7 +45,7 @@ def bob(server: Server) -> str:
 
 
 def objects_root(server: Server) -> Path:
-    return server.settings / "objects"
+    return server.settings.data / "objects"
 
 
 def test_presigned_round_trip(server: Server, ada: str) -> None:
@@ -429,7 +429,7 @@ def test_tampered_and_expired_urls_are_refused(server: Server, ada: str) -> None
 
 
 def test_objects_route_cannot_reach_outside_the_store(server: Server) -> None:
-    secret = (server.settings / "secret.key").read_bytes()
+    secret = (server.settings.data / "secret.key").read_bytes()
     for path in (
         "/objects/../secret.key",
         "/objects/%2e%2e/secret.key",

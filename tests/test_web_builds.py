@@ -4,6 +4,7 @@ downloadable TWA project."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hutch.settings import Settings
 from tests.builds_support import bearer, developer_token, json_of, serve_builds
 from tests.conftest import Server
 from tests.helpers import error_of, hutch
@@ -97,9 +99,18 @@ def create(c: httpx.Client, token: str, **overrides: Any) -> httpx.Response:
     return c.post("/api/v1/builds", headers=bearer(token), json=request(**overrides))
 
 
-def run_builder(server: Server, token: str, *args: str) -> tuple[int, dict[str, Any]]:
+def run_builder(
+    server: Server, token: str, *args: str, settings: Settings | None = None
+) -> tuple[int, dict[str, Any]]:
     return hutch(
-        server.settings, "builder", "--server", server.url, "--token", token, "--once", *args
+        settings or server.settings,
+        "builder",
+        "--server",
+        server.url,
+        "--token",
+        token,
+        "--once",
+        *args,
     )
 
 
@@ -296,8 +307,8 @@ def test_builder_refuses_private_addresses_and_fails_the_build(
     with server.client() as c:
         _drain(c, token, "android")
         made = json_of(create(c, ivy, url=f"{url}/", bundleId="com.ivy.guarded"), 201)
-    monkeypatch.setenv("HUTCH_BUILDER_ALLOW_NETWORKS", "")
-    code, outcome = run_builder(server, token, "--ca-file", str(ca_file))
+    strict = dataclasses.replace(server.settings, builder_allow_networks="")
+    code, outcome = run_builder(server, token, "--ca-file", str(ca_file), settings=strict)
     assert code == 0
     assert outcome["status"] == "failed"
     with server.client() as c:
