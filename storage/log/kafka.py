@@ -275,9 +275,10 @@ class KafkaLog:
         try:
             async with kafka_call(f"appending to {name}", self.append_timeout_s):
                 for o in outgoing:
-                    future = await producer.send(
-                        name, o.value, key=o.key, headers=o.headers, timestamp_ms=o.timestamp_ms
-                    )
+                    # No explicit timestamp: the producer stamps the send time. received_at
+                    # travels in a header; a broker refuses timestamps far from its own clock
+                    # (log.message.timestamp.*.max.ms), and a skewed host must not fail appends.
+                    future = await producer.send(name, o.value, key=o.key, headers=o.headers)
                     handed += o.size
                     future.add_done_callback(functools.partial(self._settled, o.size))
                     futures.append(future)

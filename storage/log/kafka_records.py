@@ -1,7 +1,7 @@
 """What the Kafka log puts on the wire, and the boundary where aiokafka's errors end.
 
 A record's key is the envelope's key (so one aggregate stays in one partition, in order), its
-value the payload, its timestamp `received_at` in milliseconds, and its headers the rest of
+value the payload, its timestamp the producer's send time, and its headers the rest of
 the envelope: `id`, `type`, `app` (absent when the envelope has none), `received_at` (8 bytes,
 big-endian microseconds) and `content_type`.
 """
@@ -33,7 +33,6 @@ class Outgoing:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
-    timestamp_ms: int
     size: int
 
 
@@ -48,7 +47,7 @@ def encode(envelope: Envelope) -> Outgoing:
         headers.append(("app", envelope.app.encode()))
     key = envelope.key.encode()
     size = len(key) + len(envelope.payload) + sum(len(v) for _, v in headers) + RECORD_OVERHEAD
-    return Outgoing(key, envelope.payload, headers, envelope.received_at // 1000, size)
+    return Outgoing(key, envelope.payload, headers, size)
 
 
 def decode(message: Any) -> Envelope | None:
