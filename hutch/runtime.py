@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hutch.keys import derive, secret_key
+from hutch.metrics import TALLY, flush_forever
 from hutch.settings import Settings
 from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.auth import Authenticator
@@ -82,6 +83,7 @@ class Runtime:
     _retention: dict[str, int] = field(init=False, default_factory=dict)
     _retention_at: float = field(init=False, default=0.0)
     _started: bool = field(init=False, default=False)
+    _flusher: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.log = open_log(self.settings)
@@ -122,6 +124,7 @@ class Runtime:
             return
         self._started = True
         self._stop = asyncio.Event()
+        self._flusher = asyncio.create_task(flush_forever(), name="metrics-flush")
         await self.log.start()
         try:
             await self.objects.start()
@@ -211,6 +214,10 @@ class Runtime:
             return
         self._started = False
         self._stop.set()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        TALLY.flush()
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)

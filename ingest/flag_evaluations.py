@@ -8,14 +8,13 @@ unknown flags are kept too: they point to stale clients.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import falcon
 import falcon.asgi
 import orjson
 
-from hutch.metrics import APPEND_SECONDS, APPENDED
+from hutch.metrics import appended
 from ingest.auth import Authenticator
 from ingest.body import read_json
 from ingest.flag_commands import invalid
@@ -25,9 +24,6 @@ from schemas.flag_events import FlagEvaluations, encode
 from schemas.flag_reports import parse_evaluations, report_to_json
 from schemas.flags import FlagError
 from storage.log import EventLog
-
-APPENDED_HERE = APPENDED.labels("flags")
-APPEND_SECONDS_HERE = APPEND_SECONDS.labels("flags")
 
 
 class FlagEvaluationIngest:
@@ -40,7 +36,6 @@ class FlagEvaluationIngest:
         self._max_body = max_body_bytes
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        started = time.perf_counter()
         body = await read_json(req, self._max_body)
         from_body: dict[str, Any] = body if isinstance(body, dict) else {}
         secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
@@ -61,8 +56,7 @@ class FlagEvaluationIngest:
                 "flag.evaluations.v1", encode(payload), key=app.name, app=app.name
             )
             await self._log.append("flags", [envelope])
-            APPENDED_HERE.inc()
-            APPEND_SECONDS_HERE.observe(time.perf_counter() - started)
+            appended("flags", 1)
         resp.status = falcon.HTTP_202
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps({"accepted": len(reports), "unknown": unknown})

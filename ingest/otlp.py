@@ -15,14 +15,13 @@ secret's app when given.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import falcon
 import falcon.asgi
 import orjson
 
-from hutch.metrics import APPEND_SECONDS, APPENDED
+from hutch.metrics import appended
 from ingest import otlp_json
 from ingest.auth import Authenticator
 from ingest.errors import Unauthorized
@@ -68,8 +67,6 @@ class OtlpIngest:
         self._log = log
         self._auth = auth
         self._max_body = max_body_bytes
-        self._appended = APPENDED.labels(self._topic)
-        self._append_seconds = APPEND_SECONDS.labels(self._topic)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         encoding: Encoding = "json"
@@ -89,7 +86,6 @@ class OtlpIngest:
             req.context.error_code = refused.reason
 
     async def _export(self, req: falcon.asgi.Request, encoding: Encoding) -> bytes:
-        started = time.perf_counter()
         secret = req.get_header("X-Secret") or req.get_param("secret")
         app_name = req.get_param("appName")
         app: q.App | None = None
@@ -111,8 +107,7 @@ class OtlpIngest:
                 self._type, body, key=app.name, app=app.name, content_type=content_type(encoding)
             )
             await self._log.append(self._topic, (envelope,))
-            self._appended.inc()
-            self._append_seconds.observe(time.perf_counter() - started)
+            appended(self._topic, 1)
         return encode_response(self._signal, checked, encoding)
 
     async def _read(self, req: falcon.asgi.Request) -> bytes:

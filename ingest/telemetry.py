@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import falcon
 import falcon.asgi
 import orjson
 
-from hutch.metrics import APPEND_SECONDS, APPENDED
+from hutch.metrics import appended
 from ingest.auth import Authenticator
 from ingest.body import read_json
 from schemas.envelope import JSON, new_envelope, now_micros
 from schemas.telemetry import parse_events
 from storage.log import EventLog
-
-APPENDED_HERE = APPENDED.labels("telemetry")
-APPEND_SECONDS_HERE = APPEND_SECONDS.labels("telemetry")
 
 
 class TelemetryIngest:
@@ -27,7 +23,6 @@ class TelemetryIngest:
         self._max_body = max_body_bytes
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        started = time.perf_counter()
         body = await read_json(req, self._max_body)
         from_body: dict[str, Any] = body if isinstance(body, dict) else {}
         secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
@@ -49,8 +44,7 @@ class TelemetryIngest:
             for event in events
         ]
         await self._log.append("telemetry", envelopes)
-        APPENDED_HERE.inc(len(envelopes))
-        APPEND_SECONDS_HERE.observe(time.perf_counter() - started)
+        appended("telemetry", len(envelopes))
         resp.status = falcon.HTTP_202
         resp.data = orjson.dumps({"accepted": len(envelopes)})
         resp.content_type = falcon.MEDIA_JSON
