@@ -162,6 +162,13 @@ class KafkaConsumer:
 
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self._assigned = frozenset(assigned)
+        log.info(
+            "partitions assigned",
+            extra={
+                "group": self.group,
+                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+            },
+        )
         try:
             await self._load(self._generation)
         except Unavailable as exc:
