@@ -15,6 +15,7 @@ import asyncio
 import json
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -24,13 +25,14 @@ from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import new_envelope
 from storage.analytics.chdb import ChdbAnalytics
+from storage.log import EventLog, Record
 from storage.log.sqlite import SQLiteLog
 
 APPS = [f"app-{i}" for i in range(20)]
 KINDS = ["error", "warning", "info", "trace", "debug"]
 
 
-async def fill(log: SQLiteLog, events: int) -> None:
+async def fill(log: EventLog, events: int) -> None:
     batch = 10_000
     for start in range(0, events, batch):
         envelopes = [
@@ -51,9 +53,31 @@ async def fill(log: SQLiteLog, events: int) -> None:
         await log.append("telemetry", envelopes)
 
 
-async def measure(events: int, batch: int) -> dict[str, float]:
+async def read_everything(log: EventLog, events: int) -> list[Record]:
+    records: list[Record] = []
+    for partition in await log.partitions("telemetry"):
+        offset = 0
+        while True:
+            got = await log.read("telemetry", partition, offset, 20_000)
+            if not got:
+                break
+            records.extend(got)
+            offset = got[-1].offset + 1
+    return records[:events]
+
+
+async def measure(events: int, batch: int, log_url: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
-        log = SQLiteLog(Path(tmp) / "log.db", append_timeout_s=120)
+        if log_url:
+            from storage.log.kafka import KafkaLog
+
+            prefix = f"bench{uuid.uuid4().hex[:8]}."
+            separator = "&" if "?" in log_url else "?"
+            log: EventLog = KafkaLog.from_url(
+                f"{log_url}{separator}prefix={prefix}", append_timeout_s=120
+            )
+        else:
+            log = SQLiteLog(Path(tmp) / "log.db", append_timeout_s=120)
         await log.start()
         await fill(log, events)
         analytics = ChdbAnalytics(Path(tmp) / "clickhouse")
@@ -61,7 +85,7 @@ async def measure(events: int, batch: int) -> dict[str, float]:
         ensure_tables(analytics, projection)
 
         # Ceiling: the same rows, already transformed, inserted in blocks of `batch`.
-        records = log.read_sync("telemetry", 0, events)
+        records = await read_everything(log, events)
         blocks = [
             projection.transform(records[i : i + batch])[TABLE] for i in range(0, events, batch)
         ]
@@ -91,6 +115,7 @@ async def measure(events: int, batch: int) -> dict[str, float]:
         "projector_rows_per_s": round(events / projector_s),
         "ceiling_rows_per_s": round(events / ceiling_s),
         "ratio": round(ceiling_s / projector_s, 3),
+        "log": log_url or "sqlite (embedded)",
     }
 
 
@@ -100,8 +125,9 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--log", help="a kafka:// URL to project from instead of SQLite")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.events, args.batch)), indent=1))
+    print(json.dumps(asyncio.run(measure(args.events, args.batch, args.log)), indent=1))
 
 
 if __name__ == "__main__":
