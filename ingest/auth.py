@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import falcon.asgi
 
@@ -79,6 +79,18 @@ class Authenticator:
                 f"this secret belongs to another app than {app_name!r}", field="appName"
             )
         return app
+
+    async def app_from_request(self, req: falcon.asgi.Request, body: object) -> q.App:
+        """The app an ingest request speaks for: its secret from the X-Secret header, the
+        `secret` query parameter or the JSON body's `secret`; `appName` from the query or
+        the body, if given, must name the same app."""
+        from_body: dict[str, Any] = body if isinstance(body, dict) else {}
+        secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
+        app_name = req.get_param("appName") or from_body.get("appName")
+        return await self.app_for_secret(
+            secret if isinstance(secret, str) else None,
+            None if app_name is None else str(app_name),
+        )
 
     async def developer(self, req: falcon.asgi.Request) -> Developer:
         """The developer a bearer token names; 401 when missing, unknown, expired or revoked."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import falcon
 import falcon.asgi
 import orjson
 
@@ -47,3 +48,23 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+
+
+COMMAND_BODY_BYTES = 16 * 1024
+"""The most a command's JSON body (create an app, a token, a build...) may weigh."""
+
+
+async def read_json_object(
+    req: falcon.asgi.Request, max_bytes: int = COMMAND_BODY_BYTES
+) -> dict[str, Any]:
+    """The body as a JSON object; 400 if it is JSON of another shape."""
+    body = await read_json(req, max_bytes)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_body")
+    return body
+
+
+def send_json(resp: falcon.asgi.Response, status: int, body: Any) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)

@@ -8,8 +8,6 @@ unknown flags are kept too: they point to stale clients.
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
 import orjson
@@ -37,13 +35,7 @@ class FlagEvaluationIngest:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_json(req, self._max_body)
-        from_body: dict[str, Any] = body if isinstance(body, dict) else {}
-        secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
-        app_name = req.get_param("appName") or from_body.get("appName")
-        app = await self._auth.app_for_secret(
-            secret if isinstance(secret, str) else None,
-            None if app_name is None else str(app_name),
-        )
+        app = await self._auth.app_from_request(req, body)
         try:
             reports = parse_evaluations(body)
         except FlagError as exc:

@@ -3,31 +3,13 @@ POST /api/apps, POST /api/tokens, DELETE /api/tokens/{token_id}."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
 import orjson
 
 from ingest import identity_commands as commands
 from ingest.auth import Authenticator
-from ingest.body import read_json
-from ingest.errors import BadRequest
-
-MAX_BODY = 16 * 1024
-
-
-async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
-    body = await read_json(req, MAX_BODY)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="bad_body")
-    return body
-
-
-def _created(resp: falcon.asgi.Response, body: dict[str, Any]) -> None:
-    resp.status = falcon.HTTP_201
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
+from ingest.body import read_json_object, send_json
 
 
 class AppCommands:
@@ -37,11 +19,11 @@ class AppCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await _object_body(req)
+        body = await read_json_object(req)
         result = await commands.create_app(
             self._ctx, body.get("name"), developer.name, body.get("retentionDays")
         )
-        _created(resp, result)
+        send_json(resp, 201, result)
 
 
 class TokenCommands:
@@ -51,11 +33,11 @@ class TokenCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await _object_body(req)
+        body = await read_json_object(req)
         result = await commands.create_token(
             self._ctx, developer.name, body.get("name"), body.get("expires", "never")
         )
-        _created(resp, result)
+        send_json(resp, 201, result)
 
 
 class TokenRevocation:

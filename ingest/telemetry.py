@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
 import orjson
@@ -24,12 +22,7 @@ class TelemetryIngest:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_json(req, self._max_body)
-        from_body: dict[str, Any] = body if isinstance(body, dict) else {}
-        secret = req.get_header("X-Secret") or req.get_param("secret") or from_body.get("secret")
-        app_name = req.get_param("appName") or from_body.get("appName")
-        if app_name is not None and not isinstance(app_name, str):
-            app_name = str(app_name)
-        app = await self._auth.app_for_secret(secret if isinstance(secret, str) else None, app_name)
+        app = await self._auth.app_from_request(req, body)
         events = parse_events(body)
         received_at = now_micros()
         envelopes = [

@@ -18,14 +18,12 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-import orjson
 
 from ingest import upload_commands as commands
 from ingest.auth import Authenticator
-from ingest.body import media_type, read_json
+from ingest.body import media_type, read_json_object, send_json
 from ingest.build_context import BuildContext, object_error
 from ingest.errors import (
-    BadRequest,
     HutchError,
     PayloadTooLarge,
     Unprocessable,
@@ -35,24 +33,10 @@ from query import builds as q
 from storage.errors import StorageError
 from storage.objects import StoredObject
 
-MAX_JSON = 16 * 1024
 FORM_OVERHEAD = 64 * 1024
 """What a multipart body may carry besides the file: boundaries, headers, small fields."""
 FIELDS = ("name", "version", "os", "architecture", "fileName")
 MAX_FIELD_CHARS = 1024
-
-
-def _json(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
-
-
-async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
-    body = await read_json(req, MAX_JSON)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="bad_body")
-    return body
 
 
 class Presign:
@@ -62,8 +46,8 @@ class Presign:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await _object_body(req)
-        _json(resp, 200, await commands.presign(self._ctx, developer.name, body))
+        body = await read_json_object(req)
+        send_json(resp, 200, await commands.presign(self._ctx, developer.name, body))
 
 
 class Upload:
@@ -77,14 +61,14 @@ class Upload:
         if kind == "multipart/form-data":
             status, answer = await self._direct(req, developer.name)
         elif kind in ("", "application/json"):
-            body = await _object_body(req)
+            body = await read_json_object(req)
             status, answer = await commands.finalize(self._ctx, developer.name, body)
         else:
             raise UnsupportedMediaType(
                 "send JSON (finalize a presigned upload) or multipart/form-data (direct upload)",
                 field="Content-Type",
             )
-        _json(resp, status, answer)
+        send_json(resp, status, answer)
 
     async def _direct(self, req: falcon.asgi.Request, developer: str) -> tuple[int, dict[str, Any]]:
         limit = commands.max_upload(self._ctx)

@@ -9,33 +9,14 @@ Reads (GET /api/v1/builds, GET /api/v1/builds/{id}) are in query/web_builds_api.
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
-import orjson
 
 from ingest import web_build_commands as commands
 from ingest.auth import Authenticator
-from ingest.body import read_json
+from ingest.body import read_json_object, send_json
 from ingest.build_context import BuildContext
-from ingest.errors import BadRequest
 from ingest.worker_auth import WorkerAuth
-
-MAX_BODY = 16 * 1024
-
-
-async def _object_body(req: falcon.asgi.Request) -> dict[str, Any]:
-    body = await read_json(req, MAX_BODY)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="bad_body")
-    return body
-
-
-def _json(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
 
 
 class BuildCommands:
@@ -45,8 +26,8 @@ class BuildCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await _object_body(req)
-        _json(resp, 201, await commands.create_build(self._ctx, developer.name, body))
+        body = await read_json_object(req)
+        send_json(resp, 201, await commands.create_build(self._ctx, developer.name, body))
 
 
 class WorkerClaim:
@@ -56,12 +37,12 @@ class WorkerClaim:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         worker = await self._workers.worker(req)
-        body = await _object_body(req)
+        body = await read_json_object(req)
         claimed = await commands.claim(self._ctx, worker, body.get("platform"))
         if claimed is None:
             resp.status = falcon.HTTP_204
             return
-        _json(resp, 200, claimed)
+        send_json(resp, 200, claimed)
 
 
 class WorkerReport:
@@ -73,5 +54,5 @@ class WorkerReport:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, build_id: str
     ) -> None:
         worker = await self._workers.worker(req)
-        body = await _object_body(req)
-        _json(resp, 200, await commands.report(self._ctx, worker, build_id, body))
+        body = await read_json_object(req)
+        send_json(resp, 200, await commands.report(self._ctx, worker, build_id, body))

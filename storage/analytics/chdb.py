@@ -25,7 +25,15 @@ import orjson
 
 from storage.analytics.params import format_params
 from storage.analytics.protocol import QueryResult
-from storage.analytics.sql import UNAVAILABLE_CODES, error_code, insert_statement, settings_clause
+from storage.analytics.sql import (
+    PING_SQL,
+    UNAVAILABLE_CODES,
+    error_code,
+    insert_statement,
+    json_compact_result,
+    ping_time,
+    settings_clause,
+)
 from storage.errors import BadQuery, Unavailable
 
 log = logging.getLogger(__name__)
@@ -109,17 +117,10 @@ class ChdbAnalytics:
     ) -> QueryResult:
         started = time.perf_counter()
         raw = self._run(sql + settings_clause(settings), "JSONCompact", params)
-        decoded = orjson.loads(raw) if raw else {"meta": [], "data": []}
-        return QueryResult(
-            columns=[m["name"] for m in decoded["meta"]],
-            types=[m["type"] for m in decoded["meta"]],
-            rows=decoded["data"],
-            elapsed_s=time.perf_counter() - started,
-        )
+        return json_compact_result(raw, started)
 
     def ping(self) -> str:
-        result = self.query("SELECT toString(now64(6, 'UTC'))")
-        return str(result.rows[0][0]).replace(" ", "T") + "Z"
+        return ping_time(self.query(PING_SQL))
 
     def close(self) -> None:
         if self._closed:

@@ -35,7 +35,15 @@ from clickhouse_connect.driver.exceptions import (
 
 from storage.analytics.params import format_value
 from storage.analytics.protocol import QueryResult
-from storage.analytics.sql import UNAVAILABLE_CODES, error_code, insert_statement, setting_values
+from storage.analytics.sql import (
+    PING_SQL,
+    UNAVAILABLE_CODES,
+    error_code,
+    insert_statement,
+    json_compact_result,
+    ping_time,
+    setting_values,
+)
 from storage.errors import BadQuery, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -184,17 +192,10 @@ class ClickHouseAnalytics:
                 sql, parameters=bound, settings=values or None, fmt="JSONCompact"
             )
         )
-        decoded = orjson.loads(raw) if raw else {"meta": [], "data": []}
-        return QueryResult(
-            columns=[m["name"] for m in decoded["meta"]],
-            types=[m["type"] for m in decoded["meta"]],
-            rows=decoded["data"],
-            elapsed_s=time.perf_counter() - started,
-        )
+        return json_compact_result(raw, started)
 
     def ping(self) -> str:
-        result = self.query("SELECT toString(now64(6, 'UTC'))")
-        return str(result.rows[0][0]).replace(" ", "T") + "Z"
+        return ping_time(self.query(PING_SQL))
 
     def close(self) -> None:
         with self._lock:

@@ -7,9 +7,13 @@ it and then forks hangs), yet it sends the very same INSERT header.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
+from storage.analytics.protocol import QueryResult
 from storage.errors import BadQuery
 
 _CODE = re.compile(r"Code: (\d+)\.")
@@ -64,3 +68,22 @@ def settings_clause(settings: Mapping[str, Any] | None) -> str:
         )
         parts.append(f"{name} = {literal}")
     return "\nSETTINGS " + ", ".join(parts)  # on its own line: a trailing -- comment is fine
+
+
+PING_SQL = "SELECT toString(now64(6, 'UTC'))"
+
+
+def json_compact_result(raw: bytes, started: float) -> QueryResult:
+    """A JSONCompact answer (both adapters ask for this format) as a QueryResult."""
+    decoded = orjson.loads(raw) if raw else {"meta": [], "data": []}
+    return QueryResult(
+        columns=[m["name"] for m in decoded["meta"]],
+        types=[m["type"] for m in decoded["meta"]],
+        rows=decoded["data"],
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def ping_time(result: QueryResult) -> str:
+    """The engine's time from PING_SQL's result, as ISO 8601 UTC."""
+    return str(result.rows[0][0]).replace(" ", "T") + "Z"
