@@ -15,6 +15,7 @@ import json
 import statistics
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from bench.common import PYTHON, ROOT, free_port, process, wait_port, wrk
@@ -49,8 +50,9 @@ def run_hutch(
             "HUTCH_WORKERS": str(workers),
             "HUTCH_LOG_LEVEL": "WARNING",
         }
-        if log_url:
-            env["HUTCH_LOG"] = log_url
+        if log_url:  # fresh topics for each run, as the data directory is fresh
+            separator = "&" if "?" in log_url else "?"
+            env["HUTCH_LOG"] = f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."
         hutch = [PYTHON, "-m", "hutch"]
 
         def run(*a):
