@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,9 @@ def run_collector(body: Path, seconds: int, connections: int) -> dict[str, float
         return wrk(url, SCRIPT, seconds=seconds, connections=connections, env=load)
 
 
-def run_hutch(body: Path, workers: int, seconds: int, connections: int) -> dict[str, float]:
+def run_hutch(
+    body: Path, workers: int, seconds: int, connections: int, log_url: str | None = None
+) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
         env = {
@@ -107,6 +110,9 @@ def run_hutch(body: Path, workers: int, seconds: int, connections: int) -> dict[
             "HUTCH_WORKERS": str(workers),
             "HUTCH_LOG_LEVEL": "WARNING",
         }
+        if log_url:  # fresh topics for each run, as the data directory is fresh
+            separator = "&" if "?" in log_url else "?"
+            env["HUTCH_LOG"] = f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."
 
         def hutch(*args: str) -> Any:
             done = subprocess.run(
@@ -140,7 +146,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.rounds):
             if collector is not None:
                 peer.append(run_collector(body, args.seconds, args.connections))
-            ours.append(run_hutch(body, args.workers, args.seconds, args.connections))
+            ours.append(run_hutch(body, args.workers, args.seconds, args.connections, args.log))
     hutch_spans = statistics.median(r["rps"] for r in ours) * args.spans
     result: dict[str, Any] = {
         "spans_per_request": args.spans,
@@ -297,6 +303,7 @@ def main() -> None:
     parser.add_argument("--attributes", type=int, default=10, help="attributes per span")
     parser.add_argument("--requests", type=int, default=2000, help="export requests projected")
     parser.add_argument("--batch", type=int, default=200, help="log records per projector batch")
+    parser.add_argument("--log", help="HUTCH_LOG for Hutch's ingest (default: embedded SQLite)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-projector", action="store_true")
     args = parser.parse_args()
