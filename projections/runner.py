@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
 
 from hutch.metrics import LAG, PROJECTED
@@ -24,6 +24,7 @@ from projections.base import AnalyticsProjection, Rows
 from storage.analytics import Analytics
 from storage.errors import BadQuery, Unavailable
 from storage.log import Consumer, EventLog, Position, Record
+from storage.log.protocol import Span
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,57 @@ def write_rows(
     analytics: Analytics, projection: AnalyticsProjection, chunk: Sequence[Record], rows: Rows
 ) -> int:
     """Insert a chunk's rows, one deduplicated block per table; returns rows written."""
-    first, last = chunk[0], chunk[-1]
+    span = Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
     written = 0
     for table in projection.tables:
         columns = rows.get(table)
         if not columns:
             continue
-        token = (
-            f"{projection.name}:{table}:{first.topic}:{first.partition}:"
-            f"{first.offset}-{last.offset}"
+        written += analytics.insert(
+            table, columns, dedup_token=dedup_token(projection, table, span)
         )
-        written += analytics.insert(table, columns, dedup_token=token)
     return written
+
+
+def dedup_token(projection: AnalyticsProjection, table: str, span: Span) -> str:
+    """The insert deduplication token of one table's rows for one log span. The same span
+    always gets the same token, whichever way its rows are written."""
+    return f"{projection.name}:{table}:{span.topic}:{span.partition}:{span.first}-{span.last}"
+
+
+async def write_with_retries(
+    write: Callable[[], object], projection: str, span: Span, stop: asyncio.Event
+) -> None:
+    """Run a blocking sink write in a thread, retrying while the store is unavailable (the
+    same write, so the same tokens) and skipping what the engine refuses as invalid."""
+    attempt = 0
+    while True:
+        try:
+            await asyncio.to_thread(write)
+            return
+        except Unavailable as exc:
+            delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning(
+                "analytics store unavailable; retrying the same batch",
+                extra={"projection": projection, "error": str(exc), "in_s": delay},
+            )
+            if stop.is_set():
+                raise
+            await asyncio.sleep(delay)
+        except BadQuery as exc:
+            # The engine refuses these rows: keep the rest of the log moving. The records
+            # stay in the log; fix the projection and replay to get them back.
+            log.error(
+                "analytics store refused a batch; skipping it",
+                extra={
+                    "projection": projection,
+                    "first_offset": span.first,
+                    "last_offset": span.last,
+                    "error": str(exc)[:2000],
+                },
+            )
+            return
 
 
 def ensure_tables(analytics: Analytics, projection: AnalyticsProjection) -> None:
@@ -125,34 +165,13 @@ class AnalyticsRunner:
 
     async def _apply(self, chunk: list[Record], rows: Rows, stop: asyncio.Event) -> None:
         await self.consumer.begin(chunk)
-        attempt = 0
-        while True:
-            try:
-                await asyncio.to_thread(write_rows, self.analytics, self.projection, chunk, rows)
-                break
-            except Unavailable as exc:
-                delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
-                attempt += 1
-                log.warning(
-                    "analytics store unavailable; retrying the same batch",
-                    extra={"projection": self.projection.name, "error": str(exc), "in_s": delay},
-                )
-                if stop.is_set():
-                    raise
-                await asyncio.sleep(delay)
-            except BadQuery as exc:
-                # The engine refuses these rows: keep the rest of the log moving. The records
-                # stay in the log; fix the projection and replay to get them back.
-                log.error(
-                    "analytics store refused a batch; skipping it",
-                    extra={
-                        "projection": self.projection.name,
-                        "first_offset": chunk[0].offset,
-                        "last_offset": chunk[-1].offset,
-                        "error": str(exc)[:2000],
-                    },
-                )
-                break
+        span = Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
+        await write_with_retries(
+            lambda: write_rows(self.analytics, self.projection, chunk, rows),
+            self.projection.name,
+            span,
+            stop,
+        )
         await self.consumer.commit(chunk)
         PROJECTED.labels(self.projection.name).inc(len(chunk))
 

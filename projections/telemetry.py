@@ -9,7 +9,7 @@ import orjson
 
 from projections.base import Rows
 from schemas.clickhouse import load
-from schemas.events import Topic
+from schemas.events import TELEMETRY_KINDS, Topic
 from storage.log import Record
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ def transform(records: Sequence[Record], retention_of: Callable[[str], int]) -> 
             event = orjson.loads(envelope.payload)
             kind, version = event["kind"], event["version"]
             bits_json = orjson.dumps(event["bits"]).decode()
+            if kind not in TELEMETRY_KINDS or not isinstance(version, str):
+                raise TypeError(f"not a telemetry event: kind {kind!r}")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.error(
                 "skipping malformed telemetry record",

@@ -91,3 +91,12 @@ class Consumer(Protocol):
         """Records appended but not yet committed by this group, over its partitions."""
 
     async def close(self) -> None: ...
+
+
+class Span(NamedTuple):
+    """A run of consecutive offsets of one partition: first..last, both included."""
+
+    topic: Topic
+    partition: int
+    first: int
+    last: int
