@@ -52,3 +52,21 @@ class TokenRevocation:
         result = await commands.revoke_token(self._ctx, developer.name, token_id)
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps(result)
+
+
+class AppSettings:
+    """PATCH /api/apps/{app}: the owner changes the app's settings (`retentionDays`)."""
+
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str
+    ) -> None:
+        developer = await self._auth.developer(req)
+        body = await read_json_object(req)
+        result = await commands.set_retention(
+            self._ctx, developer.name, app, body.get("retentionDays")
+        )
+        send_json(resp, 200, result)

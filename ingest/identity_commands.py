@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hutch.settings import Settings
-from ingest.errors import ConflictError, NotFound, Unprocessable
+from ingest.errors import ConflictError, Forbidden, NotFound, Unprocessable
 from projections.identity import IdentityProjection
 from projections.relational import catch_up
 from query import identity as q
@@ -64,15 +64,21 @@ async def create_developer(ctx: Context, name: object) -> dict[str, Any]:
     return {"developer": name}
 
 
-async def create_app(
-    ctx: Context, name: object, developer: str, retention_days: object = None
-) -> dict[str, Any]:
-    name = _check_name(name, "name")
-    days = ctx.settings.retention_days if retention_days is None else retention_days
+def _check_retention(days: object) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
         raise Unprocessable(
             "retentionDays must be an integer from 1 to 3650", field="retentionDays"
         )
+    return days
+
+
+async def create_app(
+    ctx: Context, name: object, developer: str, retention_days: object = None
+) -> dict[str, Any]:
+    name = _check_name(name, "name")
+    days = _check_retention(
+        ctx.settings.retention_days if retention_days is None else retention_days
+    )
     secret = "hs_" + secrets.token_hex(32)
     async with ctx.db.command_lock(f"app:{name}"):
         await catch_up(ctx.log, ctx.db, PROJECTION)
@@ -84,6 +90,24 @@ async def create_app(
             ctx, "app.created.v1", name, s.AppCreated(name, developer, digest(secret), days)
         )
     return {"app": name, "secret": secret, "retentionDays": days}
+
+
+async def set_retention(
+    ctx: Context, developer: str, app: str, retention_days: object
+) -> dict[str, Any]:
+    """Change how long an app's analytics rows are kept. Rows projected from now on carry the
+    new retention; a replay applies it to every row."""
+    days = _check_retention(retention_days)
+    async with ctx.db.command_lock(f"app:{app}"):
+        await catch_up(ctx.log, ctx.db, PROJECTION)
+        found = await asyncio.to_thread(q.app_named, ctx.db, app)
+        if found is None:
+            raise NotFound(f"no app named {app!r}")
+        if found.developer != developer:
+            raise Forbidden(f"app {app!r} belongs to another developer")
+        if found.retention_days != days:
+            await _append(ctx, "app.retention_set.v1", app, s.AppRetentionSet(app, days))
+    return {"app": app, "retentionDays": days}
 
 
 async def create_token(

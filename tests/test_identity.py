@@ -202,3 +202,21 @@ def test_metrics_count_requests_events_and_rejections(
     assert 'hutch_http_requests_total{method="POST",route="/api/telemetry",status="202"}' in text
     assert 'hutch_rejected_inputs_total{code="invalid",route="/api/telemetry"}' in text
     assert 'hutch_projector_lag_records{projection="telemetry"}' in text
+
+
+def test_an_apps_retention_can_be_changed_by_its_owner(
+    server: Server, carol: dict[str, str]
+) -> None:
+    _, other = developer_with_app(server.settings, "kurt", "kurt-app")
+    with server.client(Authorization=f"Bearer {carol['token']}") as c:
+        changed = c.patch("/api/apps/carol-app", json={"retentionDays": 90})
+        assert changed.json() == {"app": "carol-app", "retentionDays": 90}
+        listed = {a["name"]: a["retentionDays"] for a in c.get("/api/apps").json()["apps"]}
+        assert listed["carol-app"] == 90
+        bad = c.patch("/api/apps/carol-app", json={"retentionDays": "forever"})
+        assert (bad.status_code, error_of(bad)["field"]) == (422, "retentionDays")
+        missing = c.patch("/api/apps/nobody-app", json={"retentionDays": 7})
+        assert missing.status_code == 404
+    with server.client(Authorization=f"Bearer {other}") as c:
+        theirs = c.patch("/api/apps/carol-app", json={"retentionDays": 1})
+    assert (theirs.status_code, error_of(theirs)["code"]) == (403, "forbidden")
