@@ -7,9 +7,7 @@ and the next request see the write.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -26,9 +24,6 @@ from storage.relational import Relational
 
 BUILDS = BuildsProjection()
 IDENTITY = IdentityProjection()
-_LOCAL: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +39,9 @@ class BuildContext:
 
     @contextlib.asynccontextmanager
     async def command_lock(self, name: str) -> AsyncIterator[None]:
-        """The store's cross-process command lock, entered by one task of this process at a
-        time. Waiting for the store's lock blocks a worker thread; without the local lock, a
-        burst of commands (builders polling for work) fills the default thread pool with
-        waiters while the holder needs a thread to finish its command, and all stall."""
-        local = _LOCAL.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with local, self.db.command_lock(name):
+        """The store's cross-process command lock (one waiter per process at a time: see
+        storage/relational/turns.py)."""
+        async with self.db.command_lock(name):
             yield
 
     async def catch_up(self) -> None:

@@ -32,6 +32,7 @@ from storage.errors import Conflict, StorageError, Unavailable
 from storage.relational.migrations import apply_migrations
 from storage.relational.placeholders import to_pyformat
 from storage.relational.protocol import Params, Row, Transaction
+from storage.relational.turns import local_turn
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,11 @@ class PostgresRelational:
 
     @contextlib.asynccontextmanager
     async def command_lock(self, name: str) -> AsyncIterator[None]:
+        async with local_turn(), self._advisory_lock(name):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _advisory_lock(self, name: str) -> AsyncIterator[None]:
         # pg_advisory_lock blocks its connection until granted (in arrival order), so it
         # waits in a worker thread. A caller cancelled meanwhile must not leave the lock
         # held once the thread gets it: the thread's result is released when it arrives.

@@ -19,6 +19,7 @@ from pathlib import Path
 from storage.errors import Conflict, StorageError, Unavailable
 from storage.relational.migrations import apply_migrations
 from storage.relational.protocol import Params, Row, Transaction
+from storage.relational.turns import local_turn
 
 
 class _SQLiteTransaction:
@@ -112,12 +113,13 @@ class SQLiteRelational:
     async def command_lock(self, name: str) -> AsyncIterator[None]:
         # One lock for every aggregate: commands are rare next to ingest, and one file lock
         # serialises them across the CLI, ingest workers and the query process alike.
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        async with local_turn():
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
 
     def ping(self) -> str:
         row = self.fetchone("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")

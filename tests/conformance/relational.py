@@ -139,3 +139,18 @@ class RelationalConformance:
         assert position(store, "identity", "apps", 0) == 50
         names = [r[0] for r in store.fetchall("SELECT name FROM developers ORDER BY name")]
         assert names == sorted(f"dev-{i}" for i in range(50))
+
+    async def test_a_burst_of_commands_in_one_process_does_not_stall(
+        self, store: Relational
+    ) -> None:
+        """More commands at once than the default thread pool has threads, each needing a
+        thread while it holds the lock (as catch-up and validation do)."""
+        done: list[int] = []
+
+        async def command(n: int) -> None:
+            async with store.command_lock(f"developer:{n % 3}"):
+                await asyncio.to_thread(store.ping)
+                done.append(n)
+
+        await asyncio.wait_for(asyncio.gather(*(command(n) for n in range(40))), timeout=60)
+        assert sorted(done) == list(range(40))
