@@ -82,3 +82,23 @@ async def test_a_stuck_log_answers_unavailable_within_the_timeout(tmp_path: Path
     await log.close()
     assert [r.envelope.payload for r in records] == [b'{"n":2}']
     assert positions[0].offset == 0
+
+
+async def test_appends_past_the_byte_bound_are_refused_not_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.envelope import new_envelope
+    from storage.errors import Backpressure
+    from storage.log import sqlite
+
+    monkeypatch.setattr(sqlite, "MAX_PENDING_BYTES", 1000)
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    small = new_envelope("otlp.traces.v1", b"x" * 500, key="a", app="a")
+    big = new_envelope("otlp.traces.v1", b"x" * 1500, key="a", app="a")
+    await log.append("otlp.traces", [small])  # within the bound: stored
+    with pytest.raises(Backpressure):
+        await log.append("otlp.traces", [big])
+    records = await read_all(log, "otlp.traces", {})
+    await log.close()
+    assert [r.envelope.id for r in records] == [small.id]

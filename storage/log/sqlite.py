@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 PARTITION = 0
 MAX_PENDING = 200_000
-"""Envelopes waiting for the writer beyond which appends are refused (backpressure)."""
+MAX_PENDING_BYTES = 256 * 1024 * 1024
+"""Envelopes, and payload bytes, waiting for the writer beyond which appends are refused
+(backpressure: an OTLP export request alone may weigh 20 MiB)."""
 MAX_BATCH = 20_000
 SWITCH_INTERVAL_S = 0.002
 WATCHDOG_S = 0.25
@@ -134,6 +136,7 @@ class SQLiteLog:
         self.append_timeout_s = append_timeout_s
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._pending = 0
+        self._pending_bytes = 0
         self._pending_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
@@ -203,10 +206,15 @@ class SQLiteLog:
             return []
         if not self._started:
             raise Unavailable("event log is not started")
+        size = sum(len(e.payload) for e in envelopes)
         with self._pending_lock:
-            if self._pending + len(envelopes) > MAX_PENDING:
+            if (
+                self._pending + len(envelopes) > MAX_PENDING
+                or self._pending_bytes + size > MAX_PENDING_BYTES
+            ):
                 raise Backpressure("too many appends waiting for the event log")
             self._pending += len(envelopes)
+            self._pending_bytes += size
         loop = asyncio.get_running_loop()
         item = _Pending(
             topic, envelopes, loop, loop.create_future(), loop.time() + self.append_timeout_s
@@ -293,6 +301,7 @@ class SQLiteLog:
                 outcome.error = error
         with self._pending_lock:
             self._pending -= sum(len(item.envelopes) for item in batch)
+            self._pending_bytes -= sum(len(e.payload) for item in batch for e in item.envelopes)
         self._committed.put(outcomes)
 
     def _sync_loop(self) -> None:
