@@ -69,8 +69,12 @@ async def _create(ctx: BuildContext, version: str = "1.0.0", platform: str = "an
 
 
 async def _types(runtime: Runtime, build_id: str) -> list[str]:
-    records = await runtime.log.read("builds", 0, 0, 1000)
-    return [r.envelope.type for r in records if r.envelope.key == build_id]
+    """The build's event types in log order (one key stays in one partition)."""
+    types = []
+    for partition in await runtime.log.partitions("builds"):
+        records = await runtime.log.read("builds", partition, 0, 1000)
+        types += [r.envelope.type for r in records if r.envelope.key == build_id]
+    return types
 
 
 async def test_a_lapsed_lease_is_requeued_and_the_old_worker_loses_it(
