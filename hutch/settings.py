@@ -79,7 +79,7 @@ OPTIONS: dict[str, Option] = {
     "secret_key": Option(
         "HUTCH_SECRET_KEY",
         "",
-        "key for signed URLs and encryption at rest; empty: generated once into the data dir",
+        "key that signs object URLs; empty: generated once into the data dir",
     ),
     "sql_max_rows": Option(
         "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
