@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -104,3 +107,27 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+def hutch_cli(env: dict[str, str], *args: str) -> Any:
+    """Run a `hutch` command with these settings; the JSON it printed."""
+    done = subprocess.run(
+        [PYTHON, "-m", "hutch", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def bench_app_secret(env: dict[str, str]) -> str:
+    """A developer `bench` with an app `bench-app`; the app's secret."""
+    hutch_cli(env, "developer", "create", "bench")
+    return str(hutch_cli(env, "app", "create", "bench-app", "--developer", "bench")["secret"])
+
+
+def fresh_topics(log_url: str) -> str:
+    """The log URL with a topic prefix of its own, as each run's data directory is fresh."""
+    separator = "&" if "?" in log_url else "?"
+    return f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +19,17 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import PYTHON, ROOT, free_port, percentile, process, wait_port, wrk
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_app_secret,
+    free_port,
+    hutch_cli,
+    percentile,
+    process,
+    wait_port,
+    wrk,
+)
 
 
 def main() -> None:
@@ -40,19 +48,8 @@ def main() -> None:
             "HUTCH_LOG_LEVEL": "WARNING",
         }
 
-        def hutch(*a: str) -> dict[str, str]:
-            out = subprocess.run(
-                [PYTHON, "-m", "hutch", *a],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-        hutch("developer", "create", "bench")
-        secret = hutch("app", "create", "bench-app", "--developer", "bench")["secret"]
-        token = hutch("token", "create", "--developer", "bench")["token"]
+        secret = bench_app_secret(env)
+        token = hutch_cli(env, "token", "create", "--developer", "bench")["token"]
         with process([PYTHON, "-m", "hutch", "serve"], env, log=Path(tmp) / "serve.log"):
             wait_port(port)
             url = f"http://127.0.0.1:{port}"

@@ -13,12 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT, free_port, process, wait_port, wrk
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_app_secret,
+    free_port,
+    fresh_topics,
+    process,
+    wait_port,
+    wrk,
+)
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
 
@@ -50,24 +57,10 @@ def run_hutch(
             "HUTCH_WORKERS": str(workers),
             "HUTCH_LOG_LEVEL": "WARNING",
         }
-        if log_url:  # fresh topics for each run, as the data directory is fresh
-            separator = "&" if "?" in log_url else "?"
-            env["HUTCH_LOG"] = f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."
+        if log_url:
+            env["HUTCH_LOG"] = fresh_topics(log_url)
         hutch = [PYTHON, "-m", "hutch"]
-
-        def run(*a):
-            return json.loads(
-                subprocess.run(
-                    [*hutch, *a],
-                    env={**__import__("os").environ, **env},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            )
-
-        run("developer", "create", "bench")
-        secret = run("app", "create", "bench-app", "--developer", "bench")["secret"]
+        secret = bench_app_secret(env)
         with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log"):
             wait_port(port)
             load_env = {"HUTCH_BENCH_SECRET": secret}

@@ -26,14 +26,22 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from bench.common import PYTHON, ROOT, free_port, process, wait_port, wrk
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_app_secret,
+    free_port,
+    fresh_topics,
+    process,
+    wait_port,
+    wrk,
+)
 
 SCRIPT = ROOT / "bench" / "post_otlp.lua"
 COLLECTOR = ROOT / "bench" / "out" / "otelcol-hutch-bench"
@@ -110,22 +118,9 @@ def run_hutch(
             "HUTCH_WORKERS": str(workers),
             "HUTCH_LOG_LEVEL": "WARNING",
         }
-        if log_url:  # fresh topics for each run, as the data directory is fresh
-            separator = "&" if "?" in log_url else "?"
-            env["HUTCH_LOG"] = f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."
-
-        def hutch(*args: str) -> Any:
-            done = subprocess.run(
-                [PYTHON, "-m", "hutch", *args],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return json.loads(done.stdout)
-
-        hutch("developer", "create", "bench")
-        secret = hutch("app", "create", "bench-app", "--developer", "bench")["secret"]
+        if log_url:
+            env["HUTCH_LOG"] = fresh_topics(log_url)
+        secret = bench_app_secret(env)
         with process([PYTHON, "-m", "hutch", "ingest"], env, log=Path(tmp) / "ingest.log"):
             wait_port(port)
             load = {"HUTCH_BENCH_BODY": str(body), "HUTCH_BENCH_SECRET": secret}

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.common import PYTHON, free_port, percentile, process, wait_port
+from bench.common import PYTHON, free_port, hutch_cli, percentile, process, wait_port
 from projections.telemetry import TelemetryProjection
 from query.telemetry import build_query
 
@@ -100,22 +99,10 @@ def main() -> None:
             "HUTCH_BIND": f"127.0.0.1:{port}",
             "HUTCH_LOG_LEVEL": "WARNING",
         }
-        import os
-
-        def hutch(*a: str) -> dict[str, str]:
-            out = subprocess.run(
-                [PYTHON, "-m", "hutch", *a],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-        hutch("developer", "create", "bench")
+        hutch_cli(env, "developer", "create", "bench")
         for app in OWNED:
-            hutch("app", "create", app, "--developer", "bench")
-        token = hutch("token", "create", "--developer", "bench")["token"]
+            hutch_cli(env, "app", "create", app, "--developer", "bench")
+        token = hutch_cli(env, "token", "create", "--developer", "bench")["token"]
         started = time.perf_counter()
         engine = load(data, args.events)
         load_s = time.perf_counter() - started

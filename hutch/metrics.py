@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 import falcon.asgi
@@ -104,7 +103,3 @@ class MetricsResource:
         else:
             resp.data = generate_latest(REGISTRY)
         resp.content_type = CONTENT_TYPE_LATEST
-
-
-def elapsed_since(started: float) -> float:
-    return time.perf_counter() - started

@@ -50,8 +50,3 @@ def open_relational(settings: Settings) -> Relational:
 
         return PostgresRelational(settings.db_url)
     raise SettingsError(f"HUTCH_DB: unsupported scheme {scheme!r} (sqlite or postgresql)")
-
-
-def analytics_is_embedded(settings: Settings) -> bool:
-    """chDB lives in one process: queries must go to the process that owns it."""
-    return url_scheme(settings.analytics_url) == "chdb"

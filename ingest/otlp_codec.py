@@ -1,15 +1,15 @@
 """OTLP/HTTP bodies: media type, compression, decoding, cheap validation and responses.
 
-Pure functions, no Falcon. An OTLP resource does, in order:
+Pure functions, no Falcon. An OTLP resource (ingest/otlp.py) does, in order:
 
     encoding = encoding_of(req.content_type)                  # 415
-    body = inflate(raw, req.get_header("Content-Encoding"), limit)   # 413, 415, 400
+    body = Inflater(content_encoding, limit) fed the body     # 413, 415, 400
     checked = check(signal, body, encoding)                   # 400
     if checked.accepted:  # an empty or wholly rejected request has nothing to keep
         ... append one record: payload=body, content_type=content_type(encoding) ...
     answer 200, content_type(encoding), encode_response(signal, checked, encoding)
 
-and answers an OtlpError with its `status` and `encode_status(str(error), encoding)`.
+and answers an OtlpError with a google.rpc.Status (ingest/otlp_status.py).
 Projectors call decode_request() on the stored payload and drop the items the rules in
 ingest.otlp_rules reject, the ones check() counted.
 """
@@ -22,7 +22,6 @@ from typing import Literal
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -41,9 +40,6 @@ from ingest.otlp_rules import Signal as Signal
 from schemas.envelope import JSON, PROTOBUF
 
 Encoding = Literal["protobuf", "json"]
-
-INVALID_ARGUMENT = 3
-"""google.rpc.Code for a request that cannot be decoded; OTLP clients only log the code."""
 
 
 class OtlpError(Exception):
@@ -248,15 +244,11 @@ def encode_response(signal: Signal, checked: Checked, encoding: Encoding) -> byt
     partial.error_message = (
         f"{checked.rejected} of {checked.items} {ITEM_NOUN[signal]} rejected: {checked.reason}"
     )
-    return _serialize(response, encoding)
+    return serialize(response, encoding)
 
 
-def encode_status(message: str, encoding: Encoding, code: int = INVALID_ARGUMENT) -> bytes:
-    """The body of a 4xx/5xx answer: a google.rpc.Status."""
-    return _serialize(status_pb2.Status(code=code, message=message), encoding)
-
-
-def _serialize(message: Message, encoding: Encoding) -> bytes:
+def serialize(message: Message, encoding: Encoding) -> bytes:
+    """A message in the request's encoding: protobuf binary, or (OTLP) JSON."""
     if encoding == "protobuf":
         return message.SerializeToString()
     return orjson.dumps(json_format.MessageToDict(message))

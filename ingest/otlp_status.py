@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import orjson
-from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ingest import otlp_codec
@@ -54,10 +52,7 @@ class Refusal:
         if self.field is not None:
             info.metadata["field"] = self.field
         status.details.add().Pack(info)
-        if encoding == "protobuf":
-            data: bytes = status.SerializeToString()
-            return data
-        return orjson.dumps(json_format.MessageToDict(status))
+        return otlp_codec.serialize(status, encoding)
 
     def content_type(self, encoding: Encoding) -> str:
         return otlp_codec.content_type(encoding)

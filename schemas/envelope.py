@@ -32,10 +32,6 @@ class Envelope(NamedTuple):
     content_type: str
     payload: bytes
 
-    @property
-    def received_datetime(self) -> datetime:
-        return micros_to_datetime(self.received_at)
-
 
 def now_micros() -> int:
     return time.time_ns() // 1000

@@ -3,51 +3,12 @@ signed URLs point back at it), developers with tokens, and small HTTP convenienc
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import Server, free_port, make_settings
 from tests.helpers import hutch
-
-
-def serve_builds(data: Path, **env: str) -> Iterator[Server]:
-    """A Hutch app over real HTTP on a port chosen first, so HUTCH_PUBLIC_URL can name it."""
-    import uvicorn
-
-    from hutch.app import create_app
-    from hutch.runtime import Runtime
-
-    port = free_port()
-    settings = make_settings(
-        data,
-        HUTCH_BIND=f"127.0.0.1:{port}",
-        HUTCH_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        **env,
-    )
-    runtime = Runtime(settings, want_analytics=True, run_projectors=True)
-    runtime.db.migrate()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", settings, runtime)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        runtime.release()
 
 
 def developer_token(data: Path, developer: str) -> str:

@@ -95,14 +95,19 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def serve_in_thread(settings: Settings) -> Iterator[Server]:
+def serve_in_thread(data: Path, **env: str) -> Iterator[Server]:
+    """Hutch over real HTTP on a port chosen first, so its public URL (in signed links) is
+    its real address; migrated before the projectors start."""
     import uvicorn
 
     from hutch.app import create_app
     from hutch.runtime import Runtime
 
-    runtime = Runtime(settings, want_analytics=True, run_projectors=True)
     port = free_port()
+    address = f"127.0.0.1:{port}"
+    settings = make_settings(data, HUTCH_BIND=address, HUTCH_PUBLIC_URL=f"http://{address}", **env)
+    runtime = Runtime(settings, want_analytics=True, run_projectors=True)
+    runtime.db.migrate()
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
     )
@@ -124,4 +129,4 @@ def serve_in_thread(settings: Settings) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_in_thread(make_settings(tmp_path_factory.mktemp("hutch") / "data"))
+    yield from serve_in_thread(tmp_path_factory.mktemp("hutch") / "data")

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from hutch.cli import _parser
-from hutch.settings import OPTIONS, Settings
-from hutch.wiring import analytics_is_embedded
+from hutch.settings import OPTIONS, Settings, url_scheme
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ("kafka", "clickhouse", "postgres")
@@ -115,7 +114,7 @@ def test_every_hutch_variable_is_a_real_setting(services: dict[str, Any]) -> Non
         assert set(env) <= known, f"{name}: {sorted(set(env) - known)}"
         assert {"HUTCH_LOG", "HUTCH_ANALYTICS", "HUTCH_DB", "HUTCH_SECRET_KEY"} <= set(env)
         settings = Settings.from_env(env)  # parses: numbers are numbers
-        assert not analytics_is_embedded(settings)
+        assert url_scheme(settings.analytics_url) == "clickhouse"  # a server, not chDB
 
 
 def test_secrets_come_from_the_env_file(services: dict[str, Any]) -> None:

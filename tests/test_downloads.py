@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builds_support import bearer, direct_upload, follow, json_of, serve_builds
-from tests.conftest import Server
+from tests.builds_support import bearer, direct_upload, follow, json_of
+from tests.conftest import Server, serve_in_thread
 from tests.helpers import developer_with_app, error_of, eventually
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -21,7 +21,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_builds(tmp_path_factory.mktemp("downloads") / "data")
+    yield from serve_in_thread(tmp_path_factory.mktemp("downloads") / "data")
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,11 @@ from ingest.otlp_codec import (
     check,
     decode_request,
     encode_response,
-    encode_status,
     encoding_of,
     inflate,
 )
 from ingest.otlp_rules import NO_METRIC_DATA
+from ingest.otlp_status import refusal
 from tests.otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
 
 MiB = 1 << 20
@@ -234,9 +234,13 @@ def test_partial_success_in_protobuf_andotlp_json() -> None:
 
 
 def test_status_body_for_errors() -> None:
-    status = status_pb2.Status.FromString(encode_status("the body is truncated", "protobuf"))
+    answer = refusal(BadRequest("the body is truncated"))
+    assert answer is not None
+    assert answer.status == 400
+    status = status_pb2.Status.FromString(answer.body("protobuf"))
     assert (status.code, status.message) == (3, "the body is truncated")
-    assert orjson.loads(encode_status("bad", "json")) == {"code": 3, "message": "bad"}
+    as_json = orjson.loads(answer.body("json"))
+    assert (as_json["code"], as_json["message"]) == (3, "the body is truncated")
 
 
 # --- OTLP/JSON ----------------------------------------------------------------------------

@@ -18,9 +18,8 @@ from tests.builds_support import (
     json_of,
     payload,
     presigned_upload,
-    serve_builds,
 )
-from tests.conftest import Server
+from tests.conftest import Server, serve_in_thread
 from tests.helpers import developer_with_app, error_of
 
 LIMIT = 256 * 1024  # HUTCH_MAX_UPLOAD for these tests: oversize cases stay small
@@ -29,7 +28,7 @@ LIMIT = 256 * 1024  # HUTCH_MAX_UPLOAD for these tests: oversize cases stay smal
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("uploads") / "data"
-    yield from serve_builds(data, HUTCH_MAX_UPLOAD=str(LIMIT))
+    yield from serve_in_thread(data, HUTCH_MAX_UPLOAD=str(LIMIT))
 
 
 @pytest.fixture(scope="module")

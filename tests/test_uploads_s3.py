@@ -18,9 +18,8 @@ from tests.builds_support import (
     json_of,
     payload,
     presigned_upload,
-    serve_builds,
 )
-from tests.conftest import Server
+from tests.conftest import Server, serve_in_thread
 from tests.helpers import developer_with_app, error_of
 from tests.test_objects_s3 import CREDENTIALS, moto_endpoint, verifying_s3  # noqa: F401
 
@@ -44,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, s3_url: str) -> Iterator[Se
         env.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS[0])
         env.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS[1])
         data = tmp_path_factory.mktemp("s3-uploads") / "data"
-        yield from serve_builds(data, HUTCH_OBJECTS=s3_url, HUTCH_MAX_UPLOAD=str(LIMIT))
+        yield from serve_in_thread(data, HUTCH_OBJECTS=s3_url, HUTCH_MAX_UPLOAD=str(LIMIT))
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from hutch.settings import Settings
-from tests.builds_support import bearer, developer_token, json_of, serve_builds
-from tests.conftest import Server
+from tests.builds_support import bearer, developer_token, json_of
+from tests.conftest import Server, serve_in_thread
 from tests.helpers import error_of, hutch
 from tests.local_https import Handler, https_server
 
@@ -68,7 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("web-builds") / "data"
-    yield from serve_builds(data, HUTCH_BUILDER_ALLOW_NETWORKS=LOCAL)
+    yield from serve_in_thread(data, HUTCH_BUILDER_ALLOW_NETWORKS=LOCAL)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from storage.analytics.protocol import QueryResult
 from storage.analytics.sql import (
     PING_SQL,
     UNAVAILABLE_CODES,
+    block_rows,
     error_code,
     insert_statement,
     json_compact_result,
@@ -98,12 +99,10 @@ class ChdbAnalytics:
         *,
         dedup_token: str | None = None,
     ) -> int:
-        names = list(columns)
-        if not names:
-            return 0
-        count = len(columns[names[0]])
+        count = block_rows(columns)
         if count == 0:
             return 0
+        names = list(columns)
         body = orjson.dumps(columns).decode()
         self._run(insert_statement(table, names, dedup_token) + body, "Null")
         return count

@@ -38,6 +38,7 @@ from storage.analytics.protocol import QueryResult
 from storage.analytics.sql import (
     PING_SQL,
     UNAVAILABLE_CODES,
+    block_rows,
     error_code,
     insert_statement,
     json_compact_result,
@@ -159,12 +160,10 @@ class ClickHouseAnalytics:
         *,
         dedup_token: str | None = None,
     ) -> int:
-        names = list(columns)
-        if not names:
-            return 0
-        count = len(columns[names[0]])
+        count = block_rows(columns)
         if count == 0:
             return 0
+        names = list(columns)
         head = insert_statement(table, names, dedup_token)
         body = orjson.dumps(columns)
         # The header goes in the `query` URL parameter and the rows in the body; the server

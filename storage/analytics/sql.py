@@ -87,3 +87,8 @@ def json_compact_result(raw: bytes, started: float) -> QueryResult:
 def ping_time(result: QueryResult) -> str:
     """The engine's time from PING_SQL's result, as ISO 8601 UTC."""
     return str(result.rows[0][0]).replace(" ", "T") + "Z"
+
+
+def block_rows(columns: Mapping[str, Sequence[Any]]) -> int:
+    """How many rows a block of columns holds (0 for no columns)."""
+    return len(next(iter(columns.values()), ()))
