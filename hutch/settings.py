@@ -62,7 +62,7 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_RETENTION_DAYS", "30", "default analytics retention per app, in days"
     ),
     "projector_batch": Option(
-        "HUTCH_PROJECTOR_BATCH", "20000", "most log records a projector applies in one batch"
+        "HUTCH_PROJECTOR_BATCH", "50000", "most log records a projector applies in one batch"
     ),
     "projector_wait_ms": Option(
         "HUTCH_PROJECTOR_WAIT_MS", "50", "ms a projector waits after a small batch, to batch more"

@@ -1,29 +1,36 @@
 """Drive an analytics projection: poll a batch, transform, write, then commit the offsets.
 
-Per topic-partition chunk of a batch:
-  1. `consumer.begin(chunk)` records how far the chunk reaches (durably);
+Per topic-partition span of a batch:
+  1. `consumer.begin([span])` records how far the span reaches (durably);
   2. every table's rows are inserted with a deduplication token naming the projection, the
      table and the log range, e.g. `telemetry:telemetry_events:telemetry:0:1200-1399`;
-  3. `consumer.commit(chunk)`.
-A crash after 2 and before 3 makes the consumer deliver exactly that chunk again on restart
+  3. `consumer.commit([span])`.
+A crash after 2 and before 3 makes the consumer deliver exactly that span again on restart
 (step 1), the rows come out the same (transforms are pure), the tokens are the same, and
 ClickHouse drops the repeated blocks: no duplicates and nothing lost.
+
+Two ways to the rows: records polled as Python objects and `projection.transform`, or, when
+the projection can run its transform in the engine and the log can deliver JSON lines
+(EngineProjection, JsonConsumer), the lines handed to the engine as they are. Both give the
+same rows for a span, and the same tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple, cast
 
 from hutch.metrics import LAG, PROJECTED
-from projections.base import AnalyticsProjection, Rows
+from projections.base import AnalyticsProjection, EngineProjection, Rows
 from storage.analytics import Analytics
 from storage.errors import BadQuery, Unavailable
 from storage.log import Consumer, EventLog, Position, Record
-from storage.log.protocol import Span
+from storage.log.protocol import JsonBatch, JsonConsumer, Span
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +57,16 @@ def chunks(records: Sequence[Record]) -> list[list[Record]]:
     return list(grouped.values())
 
 
+def span_of(chunk: Sequence[Record]) -> Span:
+    """The span of one topic-partition's records (a chunk)."""
+    return Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
+
+
 def write_rows(
     analytics: Analytics, projection: AnalyticsProjection, chunk: Sequence[Record], rows: Rows
 ) -> int:
     """Insert a chunk's rows, one deduplicated block per table; returns rows written."""
-    span = Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
+    span = span_of(chunk)
     written = 0
     for table in projection.tables:
         columns = rows.get(table)
@@ -63,6 +75,30 @@ def write_rows(
         written += analytics.insert(
             table, columns, dedup_token=dedup_token(projection, table, span)
         )
+    return written
+
+
+def write_in_engine(analytics: Analytics, projection: EngineProjection, batch: JsonBatch) -> int:
+    """Have the engine make and insert a JsonBatch's rows, one deduplicated block per table;
+    returns rows written."""
+    written = 0
+    for insert in projection.engine_inserts(batch):
+        token = dedup_token(projection, insert.table, batch.span)
+        rows = analytics.insert_json(insert, batch.lines, dedup_token=token)
+        if rows < batch.records:
+            # The Python transform logs each record it skips; the engine only counts.
+            log.warning(
+                "records of a span gave no row: malformed, or the span was written before",
+                extra={
+                    "projection": projection.name,
+                    "table": insert.table,
+                    "first_offset": batch.span.first,
+                    "last_offset": batch.span.last,
+                    "records": batch.records,
+                    "rows": rows,
+                },
+            )
+        written += rows
     return written
 
 
@@ -112,6 +148,14 @@ def ensure_tables(analytics: Analytics, projection: AnalyticsProjection) -> None
         analytics.execute(statement)
 
 
+class _Piece(NamedTuple):
+    """One topic-partition span of a poll, ready to be written."""
+
+    span: Span
+    records: int
+    write: Callable[[], object]
+
+
 class AnalyticsRunner:
     def __init__(
         self,
@@ -121,12 +165,16 @@ class AnalyticsRunner:
         *,
         batch: int,
         linger_s: float,
+        in_engine: bool = True,
     ) -> None:
+        """`in_engine=False` keeps to the Python transform even where the engine path is
+        offered (bench/projector.py compares the two)."""
         self.projection = projection
         self.consumer = consumer
         self.analytics = analytics
         self.batch = batch
         self.linger_s = linger_s
+        self.in_engine = in_engine
         self._lag_checked = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -139,15 +187,16 @@ class AnalyticsRunner:
         the same deduplication tokens.
         """
         await self.consumer.start()
+        prepare = self._prepare_in_engine() or self._prepare
         try:
-            batch = await self._prepare()
+            batch = await prepare()
             while not stop.is_set():
                 if not batch:
-                    batch = await self._prepare()
+                    batch = await prepare()
                     continue
                 writing = asyncio.create_task(self._write(batch, stop))
-                full = sum(len(chunk) for chunk, _ in batch) >= self.batch
-                following = await self._prepare() if full else []
+                full = sum(piece.records for piece in batch) >= self.batch
+                following = await prepare() if full else []
                 await writing
                 await self._report_lag()
                 if not full:
@@ -158,30 +207,55 @@ class AnalyticsRunner:
         finally:
             await self.consumer.close()
 
-    async def _prepare(self) -> list[tuple[list[Record], Rows]]:
+    async def _prepare(self) -> list[_Piece]:
         """The next poll, split into topic-partition chunks, each with its rows."""
         records = await self.consumer.poll(self.batch, 1.0)
         if not records:
             return []
         return await asyncio.to_thread(
-            lambda: [(chunk, self.projection.transform(chunk)) for chunk in chunks(records)]
+            lambda: [
+                _Piece(
+                    span_of(chunk),
+                    len(chunk),
+                    functools.partial(
+                        write_rows,
+                        self.analytics,
+                        self.projection,
+                        chunk,
+                        self.projection.transform(chunk),
+                    ),
+                )
+                for chunk in chunks(records)
+            ]
         )
 
-    async def _write(self, batch: list[tuple[list[Record], Rows]], stop: asyncio.Event) -> None:
-        for chunk, rows in batch:
-            await self._apply(chunk, rows, stop)
+    def _prepare_in_engine(self) -> Callable[[], Awaitable[list[_Piece]]] | None:
+        """The engine path's `_prepare`, if both the projection and the log offer it."""
+        engine_inserts = getattr(self.projection, "engine_inserts", None)
+        poll_json = getattr(self.consumer, "poll_json", None)
+        if not self.in_engine or engine_inserts is None or poll_json is None:
+            return None
+        projection = cast(EngineProjection, self.projection)
+        consumer = cast(JsonConsumer, self.consumer)
 
-    async def _apply(self, chunk: list[Record], rows: Rows, stop: asyncio.Event) -> None:
-        await self.consumer.begin(chunk)
-        span = Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
-        await write_with_retries(
-            lambda: write_rows(self.analytics, self.projection, chunk, rows),
-            self.projection.name,
-            span,
-            stop,
-        )
-        await self.consumer.commit(chunk)
-        PROJECTED.labels(self.projection.name).inc(len(chunk))
+        async def prepare() -> list[_Piece]:
+            return [
+                _Piece(
+                    batch.span,
+                    batch.records,
+                    functools.partial(write_in_engine, self.analytics, projection, batch),
+                )
+                for batch in await consumer.poll_json(self.batch, 1.0)
+            ]
+
+        return prepare
+
+    async def _write(self, batch: list[_Piece], stop: asyncio.Event) -> None:
+        for piece in batch:
+            await self.consumer.begin([piece.span])
+            await write_with_retries(piece.write, self.projection.name, piece.span, stop)
+            await self.consumer.commit([piece.span])
+            PROJECTED.labels(self.projection.name).inc(piece.records)
 
     async def _report_lag(self) -> None:
         now = time.monotonic()

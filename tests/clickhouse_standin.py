@@ -19,6 +19,7 @@ What it implements, as ClickHouse's HTTPHandler does:
 - Answers carry X-ClickHouse-Query-Id, -Summary, -Timezone, -Server-Display-Name and, for
   statements that produce a result, -Format; failures carry X-ClickHouse-Exception-Code and
   the `Code: N. DB::Exception: ...` text, with ClickHouse's mapping of codes to HTTP statuses.
+- `INSERT … SELECT … FROM input('structure') … FORMAT F` reads the body as the input() table.
 - Request bodies may be gzip, deflate, zstd or lz4 encoded (clickhouse-connect's inserts are).
 
 What it does not: sessions (`session_id` is accepted, but every request starts afresh), HTTP
@@ -46,6 +47,9 @@ from urllib.parse import parse_qsl
 
 import falcon
 import falcon.asgi
+
+_INPUT = re.compile(r"\binput\(\s*('(?:[^'\\]|\\.)*')\s*\)", re.IGNORECASE)
+_TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*$", re.IGNORECASE)
 
 # Parameters the HTTP interface reads itself; any other is a setting (HTTPHandler.cpp).
 RESERVED = frozenset(
@@ -342,6 +346,8 @@ class QueryHandler:
             bound = {**_bound(request.params), **_bound(request.form.items())}
         else:
             bound = _bound(request.params)
+            if request.body and _INPUT.search(head):
+                return self._insert_from_input(head, request.body, database, settings, bound), None
             try:
                 body = request.body.decode()
             except UnicodeDecodeError:
@@ -373,6 +379,28 @@ class QueryHandler:
             path = file.name.replace("\\", "\\\\").replace("'", "\\'")
             sql = f"{into} FROM INFILE '{path}'{clause or ''} FORMAT {fmt}"
             return self._engine.run(sql, "TabSeparated", database, settings, {})
+
+    def _insert_from_input(
+        self,
+        head: str,
+        data: bytes,
+        database: str,
+        settings: list[tuple[str, str]],
+        bound: dict[str, str],
+    ) -> Outcome:
+        """`INSERT … SELECT … FROM input('structure') … FORMAT F` with the rows in the body:
+        chDB has no input() for data sent with a query, so the rows go through a file."""
+        fmt = _TRAILING_FORMAT.search(head)
+        if fmt is None:
+            raise ServerError(62, "SYNTAX_ERROR", "input() needs a trailing FORMAT clause")
+        with tempfile.NamedTemporaryFile(dir=self._engine.scratch, suffix=".input") as file:
+            file.write(data)
+            file.flush()
+            path = file.name.replace("\\", "\\\\").replace("'", "\\'")
+            sql = _INPUT.sub(
+                lambda m: f"file('{path}', '{fmt.group(1)}', {m.group(1)})", head[: fmt.start()]
+            )
+            return self._engine.run(sql, "TabSeparated", database, settings, bound)
 
 
 def _bound(pairs: Any) -> dict[str, str]:

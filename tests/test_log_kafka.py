@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from storage.errors import Backpressure, Unavailable
-from storage.log import EventLog, Position, Record
+from storage.log import EventLog, Position, Record, spans_of
 from storage.log.kafka import KafkaConfig, KafkaLog
 from tests.conformance.log import (
     TOPIC,
@@ -145,7 +145,7 @@ async def _drain(consumer: object, into: list[Record], stop: asyncio.Event) -> N
     while not stop.is_set():
         got = await consumer.poll(50, 0.2)  # type: ignore[attr-defined]
         if got:
-            await consumer.commit(got)  # type: ignore[attr-defined]
+            await consumer.commit(spans_of(got))  # type: ignore[attr-defined]
             into.extend(got)
 
 
@@ -214,7 +214,7 @@ async def test_a_begun_batch_moves_exactly_to_the_member_taking_over(log: KafkaL
                 break
         partition = polled[0].partition
         chunk = [r for r in polled if r.partition == partition][:3]
-        await leaving.begin(chunk)
+        await leaving.begin(spans_of(chunk))
         await leaving.close()  # crashed between the sink's write and the commit
 
         first_for_partition: list[Record] = []
@@ -224,7 +224,7 @@ async def test_a_begun_batch_moves_exactly_to_the_member_taking_over(log: KafkaL
             mine = [r for r in got if r.partition == partition]
             if mine and not first_for_partition:
                 first_for_partition = mine
-            await staying.commit(got)
+            await staying.commit(spans_of(got))
             seen.extend(got)
             if len({r.envelope.id for r in seen}) == 60:
                 break

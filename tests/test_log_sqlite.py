@@ -5,8 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import orjson
 import pytest
 
+from schemas.envelope import new_envelope
+from storage.log import Span
 from storage.log.sqlite import SQLiteLog
 from tests.conformance.log import TOPIC, LogConformance, LogFactory, envelope, read_all
 
@@ -102,3 +105,57 @@ async def test_appends_past_the_byte_bound_are_refused_not_queued(
     records = await read_all(log, "otlp.traces", {})
     await log.close()
     assert [r.envelope.id for r in records] == [small.id]
+
+
+async def test_json_lines_carry_each_record_and_its_payload(tmp_path: Path) -> None:
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    try:
+        await log.append(TOPIC, [envelope(i, key=f"app-{i % 2}") for i in range(5)])
+        odd = new_envelope("telemetry.event.v1", b'{"n": 1.50, "s": "\\u00e9"}', key="k", app=None)
+        await log.append(TOPIC, [odd, odd._replace(payload=b"{not json")])
+        consumer = log.consumer("json-reader", [TOPIC])
+        await consumer.start()
+        (first,) = await consumer.poll_json(4, 1)
+        (rest,) = await consumer.poll_json(100, 1)
+        assert await consumer.poll_json(100, 0.05) == []
+        await consumer.close()
+    finally:
+        await log.close()
+    assert (first.span, first.records) == (Span(TOPIC, 0, 0, 3), 4)
+    assert sorted(first.apps) == ["app-0", "app-1"]
+    assert (rest.span, rest.records, rest.apps) == (Span(TOPIC, 0, 4, 6), 3, ["app-0"])
+    lines = [orjson.loads(b"[" + rest.lines.replace(b"} {", b"},{") + b"]")][0]
+    by_offset = {line["offset"]: line for line in sorted(lines, key=lambda line: line["offset"])}
+    assert by_offset[4]["payload"] == {"n": 4}
+    assert by_offset[5]["app"] is None
+    assert by_offset[5]["id"] == odd.id
+    assert by_offset[5]["received_at"] == odd.received_at
+    assert by_offset[5]["type"] == "telemetry.event.v1"
+    # The payload's text is kept as stored (1.50 stays 1.50), and a non-JSON one is null.
+    assert b'"payload":{"n":1.50,"s":"\\u00e9"}' in rest.lines
+    assert by_offset[6]["payload"] is None
+
+
+async def test_a_begun_json_span_is_delivered_again_whole(tmp_path: Path) -> None:
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    try:
+        await log.append(TOPIC, [envelope(i) for i in range(10)])
+        crashed = log.consumer("json-group", [TOPIC])
+        await crashed.start()
+        (batch,) = await crashed.poll_json(6, 1)
+        await crashed.begin([batch.span])
+        await crashed.close()
+        await log.append(TOPIC, [envelope(i) for i in range(10, 15)])
+        again = log.consumer("json-group", [TOPIC])
+        await again.start()
+        (replayed,) = await again.poll_json(100, 1)
+        await again.commit([replayed.span])
+        (following,) = await again.poll_json(100, 1)
+        await again.commit([following.span])
+        await again.close()
+    finally:
+        await log.close()
+    assert replayed == batch
+    assert following.span == Span(TOPIC, 0, 6, 14)

@@ -14,6 +14,7 @@ from projections.runner import AnalyticsRunner, chunks, ensure_tables, group_nam
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import new_envelope
 from storage.analytics.chdb import ChdbAnalytics
+from storage.log import spans_of
 from storage.log.sqlite import SQLiteLog
 from tests.conftest import make_settings
 from tests.helpers import hutch
@@ -49,7 +50,7 @@ async def test_crash_between_write_and_commit_leaves_no_duplicates(tmp_path: Pat
     await consumer.start()
     batch = await consumer.poll(120, 5)
     (chunk,) = chunks(batch)
-    await consumer.begin(chunk)
+    await consumer.begin(spans_of(chunk))
     write_rows(analytics, projection, chunk, projection.transform(chunk))
     await consumer.close()
     assert int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]) == 120

@@ -16,23 +16,27 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import chdb
 import orjson
 
 from storage.analytics.params import format_params
-from storage.analytics.protocol import QueryResult
+from storage.analytics.protocol import EngineInsert, QueryResult
 from storage.analytics.sql import (
     PING_SQL,
     UNAVAILABLE_CODES,
     block_rows,
+    engine_insert_settings,
     error_code,
+    insert_select_statement,
     insert_statement,
     json_compact_result,
     ping_time,
+    quoted,
     settings_clause,
 )
 from storage.errors import BadQuery, Unavailable
@@ -49,12 +53,17 @@ def _translate(exc: Exception) -> Exception:
 
 
 POOL_SIZE = 8
+_T = TypeVar("_T")
 
 
 class ChdbAnalytics:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._path = str(path)
+        self._spool = path / "spool"
+        self._spool.mkdir(exist_ok=True)
+        for left in self._spool.glob("*.jsonl"):  # by a process that died mid-insert
+            left.unlink(missing_ok=True)
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._created = 0
         self._pool_lock = threading.Lock()
@@ -107,6 +116,23 @@ class ChdbAnalytics:
         self._run(insert_statement(table, names, dedup_token) + body, "Null")
         return count
 
+    def insert_json(
+        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+    ) -> int:
+        # chDB has no input() for data passed with a query: the engine reads the lines from a
+        # file of their own, removed once the statement ends.
+        spool = self._spool / f"{uuid.uuid4().hex}.jsonl"
+        spool.write_bytes(lines)
+        try:
+            source = f"file({quoted(str(spool))}, 'JSONEachRow', {quoted(insert.structure)})"
+            sql = insert_select_statement(insert, source)
+            settings = engine_insert_settings(insert, dedup_token)
+            return self._execute(
+                sql + settings_clause(settings), "Null", insert.params, _rows_written
+            )
+        finally:
+            spool.unlink(missing_ok=True)
+
     def query(
         self,
         sql: str,
@@ -133,6 +159,13 @@ class ChdbAnalytics:
             self._discard(conn)
 
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None = None) -> bytes:
+        return self._execute(sql, fmt, params, _result_bytes)
+
+    def _execute(
+        self, sql: str, fmt: str, params: Mapping[str, Any] | None, read: Callable[[Any], _T]
+    ) -> _T:
+        """`read` of the engine's result object (None for some statements), taken before the
+        connection serves another query."""
         if self._closed:
             raise Unavailable("analytics store is closed")
         conn = self._borrow()
@@ -141,9 +174,17 @@ class ChdbAnalytics:
                 result = conn.query(sql, fmt, params=format_params(params))
             else:
                 result = conn.query(sql, fmt)
-            data: bytes = result.bytes() if result is not None else b""
+            value = read(result)
         except Exception as exc:
             self._discard(conn)
             raise _translate(exc) from exc
         self._pool.put(conn)
-        return data
+        return value
+
+
+def _result_bytes(result: Any) -> bytes:
+    return result.bytes() if result is not None else b""
+
+
+def _rows_written(result: Any) -> int:
+    return int(result.rows_written()) if result is not None else 0

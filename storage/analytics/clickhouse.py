@@ -34,15 +34,18 @@ from clickhouse_connect.driver.exceptions import (
 )
 
 from storage.analytics.params import format_value
-from storage.analytics.protocol import QueryResult
+from storage.analytics.protocol import EngineInsert, QueryResult
 from storage.analytics.sql import (
     PING_SQL,
     UNAVAILABLE_CODES,
     block_rows,
+    engine_insert_settings,
     error_code,
+    insert_select_statement,
     insert_statement,
     json_compact_result,
     ping_time,
+    quoted,
     setting_values,
 )
 from storage.errors import BadQuery, StorageError, Unavailable
@@ -171,6 +174,21 @@ class ClickHouseAnalytics:
         # so a lost answer is retried by the caller, with the same token.
         self._call(lambda client: client.command(head, data=body))
         return count
+
+    def insert_json(
+        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+    ) -> int:
+        # The server reads the body as the input() table, in the trailing FORMAT.
+        sql = insert_select_statement(insert, f"input({quoted(insert.structure)})")
+        sql += "\nFORMAT JSONEachRow"
+        settings = setting_values(engine_insert_settings(insert, dedup_token))
+        bound = {name: _Bound(format_value(value)) for name, value in insert.params.items()}
+        summary = self._call(
+            lambda client: client.command(
+                sql, parameters=bound or None, data=lines, settings=settings
+            )
+        )
+        return int(getattr(summary, "written_rows", 0))
 
     def query(
         self,

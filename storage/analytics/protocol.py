@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,21 @@ class QueryResult:
     rows: list[list[Any]]
     """Values as ClickHouse's JSONCompact format gives them (64-bit ints as strings)."""
     elapsed_s: float
+
+
+class EngineInsert(NamedTuple):
+    """An INSERT whose rows the engine makes itself from JSON lines (JSONEachRow)."""
+
+    table: str
+    columns: tuple[str, ...]
+    select: str
+    """`SELECT … FROM {input} …`: the adapter puts the lines' table in place of `{input}`.
+    May bind `{name:Type}` parameters from `params`."""
+    structure: str
+    """The columns read from each line, as a ClickHouse structure (`name Type, …`)."""
+    params: Mapping[str, Any]
+    settings: Mapping[str, int | str]
+    """How the lines are read (input_format_* settings)."""
 
 
 class Analytics(Protocol):
@@ -37,6 +52,12 @@ class Analytics(Protocol):
         `dedup_token` after a failure or a crash does not insert the rows twice. Blocks until
         the rows are stored. Raises Unavailable (retryable) or BadQuery.
         """
+
+    def insert_json(
+        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+    ) -> int:
+        """Run `insert` over `lines`; returns the rows written. The same guarantees as
+        `insert`: one block, all or nothing, deduplicated by `dedup_token`."""
 
     def query(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from storage.analytics.protocol import QueryResult
+from storage.analytics.protocol import EngineInsert, QueryResult
 from storage.errors import BadQuery
 
 _CODE = re.compile(r"Code: (\d+)\.")
@@ -39,9 +39,39 @@ def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None
     names = ", ".join(f"`{c}`" for c in columns)
     head = f"INSERT INTO {table} ({names})"
     if dedup_token is not None:
-        token = dedup_token.replace("\\", "\\\\").replace("'", "\\'")
-        head += f" SETTINGS insert_deduplication_token = '{token}'"
+        head += f" SETTINGS insert_deduplication_token = {quoted(dedup_token)}"
     return head + " FORMAT JSONColumns "
+
+
+ONE_BLOCK_SETTINGS: dict[str, int | str] = {
+    "max_threads": 1,
+    "max_insert_threads": 1,
+    "input_format_parallel_parsing": 0,
+    "max_block_size": 1_048_576,
+    "min_insert_block_size_rows": 1_048_576,
+    "min_insert_block_size_bytes": 0,
+}
+"""An INSERT … SELECT made of exactly one block, the same way every time: with a
+deduplication token, a retried insert is recognised only if its blocks come out the same."""
+
+
+def insert_select_statement(insert: EngineInsert, source: str) -> str:
+    """`INSERT INTO table (columns) SELECT …` with the lines' table function in place of
+    `{input}`; settings are the caller's to add."""
+    names = ", ".join(f"`{c}`" for c in insert.columns)
+    return f"INSERT INTO {insert.table} ({names}) " + insert.select.replace("{input}", source)
+
+
+def engine_insert_settings(insert: EngineInsert, dedup_token: str | None) -> dict[str, int | str]:
+    settings = {**insert.settings, **ONE_BLOCK_SETTINGS}
+    if dedup_token is not None:
+        settings["insert_deduplication_token"] = dedup_token
+    return settings
+
+
+def quoted(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def setting_values(settings: Mapping[str, Any] | None) -> dict[str, str]:
@@ -61,11 +91,7 @@ def settings_clause(settings: Mapping[str, Any] | None) -> str:
     for name, value in settings.items():
         if not _SETTING_NAME.fullmatch(name):
             raise BadQuery(f"invalid setting name {name!r}")
-        literal = (
-            str(int(value))
-            if isinstance(value, bool | int)
-            else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-        )
+        literal = str(int(value)) if isinstance(value, bool | int) else quoted(str(value))
         parts.append(f"{name} = {literal}")
     return "\nSETTINGS " + ", ".join(parts)  # on its own line: a trailing -- comment is fine
 

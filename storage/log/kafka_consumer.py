@@ -37,7 +37,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from schemas.events import Topic
 from storage.errors import Unavailable
 from storage.log.kafka_records import decode, kafka_call
-from storage.log.protocol import Record
+from storage.log.protocol import Record, Span
 
 if TYPE_CHECKING:
     from storage.log.kafka import KafkaLog
@@ -63,13 +63,14 @@ class _Partition:
     """Consumed records of that batch, waiting for the rest of it."""
 
 
-def _spans(records: Sequence[Record], name: Any) -> dict[TopicPartition, tuple[int, int]]:
-    spans: dict[TopicPartition, tuple[int, int]] = {}
-    for r in records:
-        tp = TopicPartition(name(r.topic), r.partition)
-        first, last = spans.get(tp, (r.offset, r.offset))
-        spans[tp] = (min(first, r.offset), max(last, r.offset))
-    return spans
+def _spans(spans: Sequence[Span], name: Any) -> dict[TopicPartition, tuple[int, int]]:
+    """Spans by Kafka topic-partition, those of one partition merged."""
+    merged: dict[TopicPartition, tuple[int, int]] = {}
+    for s in spans:
+        tp = TopicPartition(name(s.topic), s.partition)
+        first, last = merged.get(tp, (s.first, s.last))
+        merged[tp] = (min(first, s.first), max(last, s.last))
+    return merged
 
 
 class KafkaConsumer:
@@ -295,9 +296,9 @@ class KafkaConsumer:
             await self._ensure_loaded(self._now() + self._timeout_s)
         return {tp for tp in tps if tp in self._parts}
 
-    async def begin(self, records: Sequence[Record]) -> None:
+    async def begin(self, polled: Sequence[Span]) -> None:
         consumer = self._live()
-        spans = _spans(records, self.log.name)
+        spans = _spans(polled, self.log.name)
         if not spans:
             return
         lost = spans.keys() - await self._owned(spans.keys())
@@ -314,9 +315,9 @@ class KafkaConsumer:
         for tp, (_, last) in spans.items():
             self._begun[tp] = last
 
-    async def commit(self, records: Sequence[Record]) -> None:
+    async def commit(self, polled: Sequence[Span]) -> None:
         consumer = self._live()
-        spans = _spans(records, self.log.name)
+        spans = _spans(polled, self.log.name)
         mine = await self._owned(spans.keys())
         owned = {tp: span for tp, span in spans.items() if tp in mine}
         if len(owned) < len(spans):

@@ -26,6 +26,45 @@ class Record(NamedTuple):
     envelope: Envelope
 
 
+class Span(NamedTuple):
+    """A run of consecutive offsets of one partition: first..last, both included."""
+
+    topic: Topic
+    partition: int
+    first: int
+    last: int
+
+
+def spans_of(records: Sequence[Record]) -> list[Span]:
+    """The span each partition's records cover, in first-seen order."""
+    bounds: dict[tuple[Topic, int], Span] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        seen = bounds.get(key)
+        if seen is None:
+            bounds[key] = Span(r.topic, r.partition, r.offset, r.offset)
+        else:
+            bounds[key] = Span(
+                r.topic, r.partition, min(seen.first, r.offset), max(seen.last, r.offset)
+            )
+    return list(bounds.values())
+
+
+class JsonBatch(NamedTuple):
+    """Records of one span as JSON lines (JSONEachRow) made by the log itself, one object per
+    record: `offset`, `id`, `type`, `app`, `received_at` (µs) and `payload`, the payload as
+    the JSON value it holds (null when it is not valid JSON).
+
+    For projections whose transform runs in the analytics engine: no record becomes a Python
+    object on the way."""
+
+    span: Span
+    records: int
+    apps: list[str]
+    """The distinct apps of the records (for per-app settings such as retention)."""
+    lines: bytes
+
+
 class EventLog(Protocol):
     async def start(self) -> None:
         """Connect; create the topics that do not exist yet. Raises Unavailable."""
@@ -74,17 +113,18 @@ class Consumer(Protocol):
         retried write carries the same deduplication token.
         """
 
-    async def begin(self, records: Sequence[Record]) -> None:
-        """Record, before the sink writes them, how far this batch reaches in each partition.
+    async def begin(self, spans: Sequence[Span]) -> None:
+        """Record, before the sink writes them, how far these polled spans reach in each
+        partition (`spans_of(records)` for a poll's records).
 
         Durable when it returns; does not move the committed offsets.
         """
 
-    async def commit(self, records: Sequence[Record]) -> None:
-        """Mark everything up to and including these records as processed for the group.
+    async def commit(self, spans: Sequence[Span]) -> None:
+        """Mark everything up to and including these spans as processed for the group.
 
         Call only after the sink has the batch: after a crash, polling resumes right after
-        the last committed record, so uncommitted records are delivered again.
+        the last committed offset, so uncommitted records are delivered again.
         """
 
     async def lag(self) -> int:
@@ -93,10 +133,9 @@ class Consumer(Protocol):
     async def close(self) -> None: ...
 
 
-class Span(NamedTuple):
-    """A run of consecutive offsets of one partition: first..last, both included."""
+class JsonConsumer(Consumer, Protocol):
+    """A consumer that can also deliver spans as JSON lines (the SQLite log can: SQLite's own
+    JSON functions write them)."""
 
-    topic: Topic
-    partition: int
-    first: int
-    last: int
+    async def poll_json(self, max_records: int, timeout_s: float) -> list[JsonBatch]:
+        """As `poll`, records delivered as one JsonBatch per partition instead."""

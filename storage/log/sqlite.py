@@ -27,19 +27,22 @@ import queue
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from schemas.envelope import Envelope
 from schemas.events import TOPICS, Topic
 from storage.errors import Backpressure, Unavailable
-from storage.log.protocol import Position, Record
+from storage.log.protocol import JsonBatch, Position, Record, Span
 
 log = logging.getLogger(__name__)
 
 PARTITION = 0
+_T = TypeVar("_T")
 MAX_PENDING = 200_000
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 """Envelopes, and payload bytes, waiting for the writer beyond which appends are refused
@@ -78,6 +81,23 @@ _SCHEMA = [
 ]
 
 _COLUMNS = "log_offset, id, type, key, app, received_at, content_type, payload"
+
+# A span of records as JSON lines, written by SQLite's JSON functions in C. The payload is
+# embedded as the JSON it holds (json() keeps the text of numbers and strings as stored).
+# The lines need not be in offset order: min and max give the span.
+_JSON_LINES = """
+SELECT CAST(group_concat(json_object(
+           'offset', log_offset, 'id', id, 'type', type, 'app', app,
+           'received_at', received_at, 'payload', {payload}), ' ') AS BLOB),
+       min(log_offset), max(log_offset), count(*), json_group_array(DISTINCT app)
+FROM (SELECT * FROM {table} WHERE log_offset >= ? ORDER BY log_offset LIMIT ?)
+"""
+# Payloads are JSON nearly always (ingest writes them with orjson), and json() alone fails the
+# whole statement on one that is not; checking each first costs a third of the read. So a
+# span is read unchecked first, and again with the check (null for a non-JSON payload) only
+# when that fails.
+_PAYLOAD = "json(CAST(payload AS TEXT))"
+_CHECKED_PAYLOAD = f"CASE WHEN json_valid(CAST(payload AS TEXT)) THEN {_PAYLOAD} END"
 
 
 def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -377,6 +397,29 @@ class SQLiteLog:
             raise Unavailable(f"event log read failed: {exc}") from exc
         return [_record(topic, row) for row in rows]
 
+    def read_json_sync(self, topic: Topic, offset: int, limit: int) -> JsonBatch | None:
+        """Up to `limit` records at offsets >= `offset` as one JsonBatch (None if none)."""
+        table = _table(topic)
+        try:
+            try:
+                row = self._reader().execute(
+                    _JSON_LINES.format(table=table, payload=_PAYLOAD), (offset, limit)
+                )
+                lines, first, last, count, apps = row.fetchone()
+            except sqlite3.OperationalError as exc:
+                if "JSON" not in str(exc):
+                    raise
+                row = self._reader().execute(
+                    _JSON_LINES.format(table=table, payload=_CHECKED_PAYLOAD), (offset, limit)
+                )
+                lines, first, last, count, apps = row.fetchone()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"event log read failed: {exc}") from exc
+        if not count:
+            return None
+        names = [app for app in orjson.loads(apps) if isinstance(app, str)]
+        return JsonBatch(Span(topic, PARTITION, first, last), count, names, lines)
+
     # -- consumer groups -------------------------------------------------------------------
 
     def consumer(self, group: str, topics: Sequence[Topic]) -> SQLiteConsumer:
@@ -549,33 +592,63 @@ class SQLiteConsumer:
             await asyncio.sleep(self.poll_interval_s)
 
     def _poll_once(self, max_records: int) -> list[Record]:
+        def read(topic: Topic, offset: int, limit: int) -> tuple[list[Record], int, int] | None:
+            got = self.log.read_sync(topic, offset, limit)
+            return (got, len(got), got[-1].offset) if got else None
+
+        return [r for records in self._take(max_records, read) for r in records]
+
+    async def poll_json(self, max_records: int, timeout_s: float) -> list[JsonBatch]:
+        def read(topic: Topic, offset: int, limit: int) -> tuple[JsonBatch, int, int] | None:
+            batch = self.log.read_json_sync(topic, offset, limit)
+            return None if batch is None else (batch, batch.records, batch.span.last)
+
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            batches = await asyncio.to_thread(self._take, max_records, read)
+            if batches or asyncio.get_running_loop().time() >= deadline:
+                return batches
+            await asyncio.sleep(self.poll_interval_s)
+
+    def _take(
+        self, max_records: int, read: Callable[[Topic, int, int], tuple[_T, int, int] | None]
+    ) -> list[_T]:
+        """What `read(topic, offset, limit) -> (item, records in it, last offset) | None`
+        gives for each topic in turn, from the cursors on, up to `max_records` records in
+        all; advances the cursors."""
         # Topics take turns being read first, so a busy one cannot starve the others.
         order = self.topics[self._turn :] + self.topics[: self._turn]
         self._turn = (self._turn + 1) % max(len(self.topics), 1)
-        records: list[Record] = []
+        items: list[_T] = []
+        taken = 0
         for topic in order:
-            room = max_records - len(records)
+            room = max_records - taken
             if room <= 0:
                 break
             cursor = self._cursors[topic]
             if cursor.through is not None:  # replay a begun batch exactly
                 room = min(room, cursor.through - cursor.next_offset + 1)
-            got = self.log.read_sync(topic, cursor.next_offset, room) if room > 0 else []
-            if got:
-                cursor.next_offset = got[-1].offset + 1
-                if cursor.through is not None and cursor.next_offset > cursor.through:
-                    cursor.through = None
-                records.extend(got)
-        return records
+            if room <= 0:
+                continue
+            got = read(topic, cursor.next_offset, room)
+            if got is None:
+                continue
+            item, count, last = got
+            cursor.next_offset = last + 1
+            if cursor.through is not None and cursor.next_offset > cursor.through:
+                cursor.through = None
+            items.append(item)
+            taken += count
+        return items
 
-    async def begin(self, records: Sequence[Record]) -> None:
-        through = {r.topic: r.offset for r in records}  # records are in offset order
+    async def begin(self, spans: Sequence[Span]) -> None:
+        through = {s.topic: s.last for s in spans}
         await asyncio.to_thread(self.log._set_offsets, self.group, [], through)
 
-    async def commit(self, records: Sequence[Record]) -> None:
+    async def commit(self, spans: Sequence[Span]) -> None:
         last: dict[Topic, int] = {}
-        for r in records:
-            last[r.topic] = max(r.offset, last.get(r.topic, -1))
+        for s in spans:
+            last[s.topic] = max(s.last, last.get(s.topic, -1))
         positions = [Position(t, PARTITION, o + 1) for t, o in last.items()]
         await asyncio.to_thread(self.log._set_offsets, self.group, positions, None)
 

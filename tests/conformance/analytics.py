@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 
 from storage.analytics import Analytics
+from storage.analytics.protocol import EngineInsert
 from storage.errors import BadQuery
 
 
@@ -41,6 +43,26 @@ def columns(n: int, app: str = "a") -> dict[str, list[object]]:
         "ev.name": [["e1", "e2"] for _ in range(n)],
         "ev.n": [[1, 2] for _ in range(n)],
     }
+
+
+def lines(*objects: object) -> bytes:
+    return b" ".join(orjson.dumps(o) for o in objects)
+
+
+def engine_insert(table: str, **settings: int | str) -> EngineInsert:
+    """Rows of `create`'s table made by the engine from lines {"i", "app", "doc"}."""
+    return EngineInsert(
+        table=table,
+        columns=("app", "at", "id", "n", "attrs"),
+        select=(
+            "SELECT app, fromUnixTimestamp64Micro(1795000000000000 + i, 'UTC'), "
+            "toUUID(toString(generateUUIDv4())) , i * {scale:UInt64}, map('doc', doc) "
+            "FROM {input} WHERE app != {skipped:String}"
+        ),
+        structure="i UInt64, app String, doc String",
+        params={"scale": 10, "skipped": "it's\tskipped"},
+        settings={"input_format_json_read_objects_as_strings": 1, **settings},
+    )
 
 
 class AnalyticsConformance:
@@ -114,3 +136,35 @@ class AnalyticsConformance:
 
     def test_ping_gives_the_time(self, analytics: Analytics) -> None:
         assert analytics.ping()[:2] == "20"
+
+    def test_insert_json_makes_rows_in_the_engine(self, analytics: Analytics, table: str) -> None:
+        create(analytics, table)
+        data = (
+            '{"i":1,"app":"a","doc":{"x":1e20,"s":"é\\n"}}\n'
+            '{"i":2,"app":"it\'s\\tskipped","doc":{}} '
+            '{"i":3,"app":"b","doc":{"y":[1,2.50]},"unknown":true}'
+        ).encode()
+        assert analytics.insert_json(engine_insert(table), data) == 2
+        result = analytics.query(f"SELECT app, toString(n), attrs['doc'] FROM {table} ORDER BY n")
+        # An object read into a String keeps its text as sent (numbers are not rewritten).
+        assert result.rows == [["a", "10", '{"x":1e20,"s":"é\\n"}'], ["b", "30", '{"y":[1,2.50]}']]
+
+    def test_insert_json_with_the_same_token_inserts_once(
+        self, analytics: Analytics, table: str
+    ) -> None:
+        create(analytics, table)
+        data = lines(*({"i": i, "app": "a", "doc": {}} for i in range(20)))
+        insert = engine_insert(table)
+        assert analytics.insert_json(insert, data, dedup_token="span-1") == 20
+        analytics.insert_json(insert, data, dedup_token="span-1")
+        analytics.insert_json(insert, data, dedup_token="span-2")
+        assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 40
+
+    def test_insert_json_skips_lines_only_when_told(self, analytics: Analytics, table: str) -> None:
+        create(analytics, table)
+        data = lines({"i": 1, "app": "a", "doc": {}}, {"i": "two", "app": "a", "doc": {}})
+        with pytest.raises(BadQuery):
+            analytics.insert_json(engine_insert(table), data)
+        assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 0
+        tolerant = engine_insert(table, input_format_allow_errors_ratio=1)
+        assert analytics.insert_json(tolerant, data) == 1

@@ -18,7 +18,7 @@ import pytest
 from schemas.envelope import Envelope, new_envelope
 from schemas.events import Topic
 from storage.errors import Unavailable
-from storage.log import EventLog, Position, Record
+from storage.log import EventLog, Position, Record, spans_of
 
 TOPIC: Topic = "telemetry"
 OTHER: Topic = "builds"
@@ -153,7 +153,7 @@ class LogConformance:
         await consumer.start()
         got = await poll_until(consumer, 4)
         got = got[:4] if len(got) >= 4 else got
-        await consumer.commit(got)
+        await consumer.commit(spans_of(got))
         await consumer.close()
 
         again = new_log()
@@ -192,7 +192,7 @@ class LogConformance:
         await consumer.start()
         batch = await poll_until(consumer, 3)
         batch = batch[:3]
-        await consumer.begin(batch)
+        await consumer.begin(spans_of(batch))
         await consumer.close()  # crashed between the sink write and the commit
         await log.append(TOPIC, [envelope(i, key="k") for i in range(5, 10)])
 
@@ -205,7 +205,7 @@ class LogConformance:
             (r.offset, r.envelope.id) for r in batch
         ]
         assert len(same_partition) == len(batch)
-        await consumer.commit(again)
+        await consumer.commit(spans_of(again))
         rest = await poll_until(consumer, 7)
         await consumer.close()
         assert len(rest) == 7
@@ -219,7 +219,7 @@ class LogConformance:
         await consumer.start()
         assert await consumer.lag() == 4
         got = await poll_until(consumer, 4)
-        await consumer.commit(got)
+        await consumer.commit(spans_of(got))
         assert await consumer.lag() == 0
         await consumer.close()
 
