@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,24 @@ def fresh_topics(log_url: str) -> str:
     """The log URL with a topic prefix of its own, as each run's data directory is fresh."""
     separator = "&" if "?" in log_url else "?"
     return f"{log_url}{separator}prefix=bench{uuid.uuid4().hex[:8]}."
+
+
+async def run_until(
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    done: Callable[[], Awaitable[bool]],
+    every_s: float,
+) -> float:
+    """Seconds from starting `run` (a projector's run(stop)) until `done()`, checked every
+    `every_s`; then stops it. Raises if it ends first."""
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.ensure_future(run(stop))
+    while not await done():
+        if task.done():
+            task.result()
+            raise RuntimeError("the projector stopped before it caught up")
+        await asyncio.sleep(every_s)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return elapsed

@@ -39,6 +39,7 @@ from bench.common import (
     free_port,
     fresh_topics,
     process,
+    run_until,
     wait_port,
     wrk,
 )
@@ -212,19 +213,13 @@ async def project(args: argparse.Namespace) -> dict[str, Any]:
         ceiling_s = time.perf_counter() - started
         del blocks, records
 
-        stop = asyncio.Event()
         consumer = log.consumer(group_name(projection), projection.topics)
         runner = AnalyticsRunner(projection, consumer, analytics, batch=args.batch, linger_s=0.0)
-        started = time.perf_counter()
-        task = asyncio.create_task(runner.run(stop))
-        while int(analytics.query(f"SELECT count() FROM {TRACES}").rows[0][0]) < spans:
-            if task.done():
-                task.result()
-                raise RuntimeError("the projector stopped before it caught up")
-            await asyncio.sleep(0.02)
-        projector_s = time.perf_counter() - started
-        stop.set()
-        await task
+
+        async def caught_up() -> bool:
+            return int(analytics.query(f"SELECT count() FROM {TRACES}").rows[0][0]) >= spans
+
+        projector_s = await run_until(runner.run, caught_up, 0.02)
         records = log.read_sync("otlp.traces", 0, args.requests)
         sql_path = measure_sql_path(analytics, records, args, Path(tmp) / "spool.bin")
         analytics.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from bench.common import run_until
 from hutch.runtime import tune_gc_for_batches
 from hutch.settings import OPTIONS
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
@@ -150,30 +151,20 @@ async def project(
 ) -> float:
     """Seconds for a runner with a fresh consumer group to put the whole log in the table."""
     events = sum([await log.end_offset("telemetry", p) for p in await log.partitions("telemetry")])
-    stop = asyncio.Event()
     consumer = log.consumer(group, projection.topics)
     runner = AnalyticsRunner(
         projection, consumer, analytics, batch=batch, linger_s=0.0, in_engine=in_engine
     )
-    started = time.perf_counter()
-    task = asyncio.create_task(runner.run(stop))
 
     # Caught up when the group has committed everything: a commit follows its insert. The
     # SQLite log gives the lag without joining the group (a count() on chDB every few ms
     # would take the engine's CPU); a Kafka member would, so there the table is counted.
-    async def behind() -> bool:
+    async def caught_up() -> bool:
         if isinstance(log, SQLiteLog):
-            return await log.consumer(group, projection.topics).lag() > 0
-        return int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]) < events
+            return await log.consumer(group, projection.topics).lag() == 0
+        return int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]) >= events
 
-    while await behind():
-        if task.done():
-            task.result()
-            raise RuntimeError("the projector stopped before it caught up")
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await task
+    elapsed = await run_until(runner.run, caught_up, 0.05)
     rows = int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0])
     if rows != events:
         raise RuntimeError(f"the projector wrote {rows} rows for {events} events")
