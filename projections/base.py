@@ -64,8 +64,8 @@ def json_lines_structure(payload: str) -> str:
 
 
 JSON_LINES_SETTINGS: dict[str, int | str] = {
-    # Each field of the declared type or the line is dropped: no number read as a string,
-    # no array as a string...
+    # A field must have its declared type or the line is dropped: no number, boolean or
+    # array read as a string...
     "input_format_json_read_numbers_as_strings": 0,
     "input_format_json_read_bools_as_strings": 0,
     "input_format_json_read_arrays_as_strings": 0,

@@ -13,6 +13,8 @@ Several processes may append at once: writers serialise on an flock before `BEGI
 Offsets are per topic, from 0, assigned inside the write lock, so they grow without gaps in
 commit order and a reader never sees a later offset before an earlier one.
 SQLite topics have one partition (0).
+Besides records, a consumer can take a span as JSON lines that SQLite writes itself
+(`poll_json`): for projections whose transform runs in the analytics engine.
 """
 
 from __future__ import annotations
