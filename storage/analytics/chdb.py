@@ -12,6 +12,7 @@ replaced, and no two queries ever share one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -122,8 +123,11 @@ class ChdbAnalytics:
         # chDB has no input() for data passed with a query: the engine reads the lines from a
         # file of their own, removed once the statement ends.
         spool = self._spool / f"{uuid.uuid4().hex}.jsonl"
-        spool.write_bytes(lines)
         try:
+            try:
+                spool.write_bytes(lines)
+            except OSError as exc:  # a full disk may clear: the runner retries the same span
+                raise Unavailable(f"analytics spool file: {exc}") from exc
             source = f"file({quoted(str(spool))}, 'JSONEachRow', {quoted(insert.structure)})"
             sql = insert_select_statement(insert, source)
             settings = engine_insert_settings(insert, dedup_token)
@@ -131,7 +135,8 @@ class ChdbAnalytics:
                 sql + settings_clause(settings), "Null", insert.params, _rows_written
             )
         finally:
-            spool.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                spool.unlink(missing_ok=True)
 
     def query(
         self,
