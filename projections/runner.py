@@ -30,7 +30,7 @@ from projections.base import AnalyticsProjection, EngineProjection, Rows
 from storage.analytics import Analytics
 from storage.errors import BadQuery, Unavailable
 from storage.log import Consumer, EventLog, Position, Record
-from storage.log.protocol import JsonBatch, JsonConsumer, Span
+from storage.log.protocol import JsonBatch, JsonConsumer, Span, chunks, span_of
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,6 @@ LAG_EVERY_S = 1.0
 
 def group_name(projection: AnalyticsProjection) -> str:
     return f"hutch.{projection.name}"
-
-
-def chunks(records: Sequence[Record]) -> list[list[Record]]:
-    """The batch split by topic and partition. A poll returns each partition's records in
-    offset order already, so grouping keeps that order and nothing is sorted (a sort of
-    every batch cost the projector loop half a microsecond a record)."""
-    grouped: dict[tuple[str, int], list[Record]] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        chunk = grouped.get(key)
-        if chunk is None:
-            grouped[key] = [record]
-        else:
-            chunk.append(record)
-    return list(grouped.values())
-
-
-def span_of(chunk: Sequence[Record]) -> Span:
-    """The span of one topic-partition's records (a chunk)."""
-    return Span(chunk[0].topic, chunk[0].partition, chunk[0].offset, chunk[-1].offset)
 
 
 def write_rows(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -40,6 +41,7 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,10 +375,7 @@ class QueryHandler:
         if match is None:
             raise ServerError(48, "NOT_IMPLEMENTED", "binary data must follow `INSERT ... FORMAT`")
         into, clause, fmt = match.groups()
-        with tempfile.NamedTemporaryFile(dir=self._engine.scratch, suffix=".bin") as file:
-            file.write(data)
-            file.flush()
-            path = file.name.replace("\\", "\\\\").replace("'", "\\'")
+        with self._spooled(data) as path:
             sql = f"{into} FROM INFILE '{path}'{clause or ''} FORMAT {fmt}"
             return self._engine.run(sql, "TabSeparated", database, settings, {})
 
@@ -393,14 +392,20 @@ class QueryHandler:
         fmt = _TRAILING_FORMAT.search(head)
         if fmt is None:
             raise ServerError(62, "SYNTAX_ERROR", "input() needs a trailing FORMAT clause")
-        with tempfile.NamedTemporaryFile(dir=self._engine.scratch, suffix=".input") as file:
-            file.write(data)
-            file.flush()
-            path = file.name.replace("\\", "\\\\").replace("'", "\\'")
+        with self._spooled(data) as path:
             sql = _INPUT.sub(
                 lambda m: f"file('{path}', '{fmt.group(1)}', {m.group(1)})", head[: fmt.start()]
             )
             return self._engine.run(sql, "TabSeparated", database, settings, bound)
+
+    @contextlib.contextmanager
+    def _spooled(self, data: bytes) -> Iterator[str]:
+        """A request body chDB cannot take with a query, in a scratch file for the statement;
+        yields its path as the inside of an SQL string literal."""
+        with tempfile.NamedTemporaryFile(dir=self._engine.scratch, suffix=".body") as file:
+            file.write(data)
+            file.flush()
+            yield file.name.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _bound(pairs: Any) -> dict[str, str]:

@@ -127,6 +127,10 @@ class _Bound:
         return self.text
 
 
+def _bound(params: Mapping[str, Any]) -> dict[str, _Bound]:
+    return {name: _Bound(format_value(value)) for name, value in params.items()}
+
+
 def _translate(exc: Exception) -> StorageError:
     message = str(exc)
     if isinstance(exc, ProgrammingError):
@@ -182,7 +186,7 @@ class ClickHouseAnalytics:
         sql = insert_select_statement(insert, f"input({quoted(insert.structure)})")
         sql += "\nFORMAT JSONEachRow"
         settings = setting_values(engine_insert_settings(insert, dedup_token))
-        bound = {name: _Bound(format_value(value)) for name, value in insert.params.items()}
+        bound = _bound(insert.params)
         summary = self._call(
             lambda client: client.command(
                 sql, parameters=bound or None, data=lines, settings=settings
@@ -202,7 +206,7 @@ class ClickHouseAnalytics:
         # Without a placeholder clickhouse-connect would format the text client-side
         # (Python %-style); ClickHouse ignores parameters a query does not use anyway.
         if params and _PLACEHOLDER.search(sql):
-            bound = {name: _Bound(format_value(value)) for name, value in params.items()}
+            bound = _bound(params)
         values = setting_values(settings)
         raw = self._call(
             lambda client: client.raw_query(

@@ -42,9 +42,9 @@ from storage.errors import Backpressure, Unavailable
 from storage.log.protocol import JsonBatch, Position, Record, Span
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PARTITION = 0
-_T = TypeVar("_T")
 MAX_PENDING = 200_000
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 """Envelopes, and payload bytes, waiting for the writer beyond which appends are refused
@@ -401,20 +401,18 @@ class SQLiteLog:
 
     def read_json_sync(self, topic: Topic, offset: int, limit: int) -> JsonBatch | None:
         """Up to `limit` records at offsets >= `offset` as one JsonBatch (None if none)."""
-        table = _table(topic)
         try:
-            try:
-                row = self._reader().execute(
-                    _JSON_LINES.format(table=table, payload=_PAYLOAD), (offset, limit)
-                )
-                lines, first, last, count, apps = row.fetchone()
-            except sqlite3.OperationalError as exc:
-                if "JSON" not in str(exc):
-                    raise
-                row = self._reader().execute(
-                    _JSON_LINES.format(table=table, payload=_CHECKED_PAYLOAD), (offset, limit)
-                )
-                lines, first, last, count, apps = row.fetchone()
+            reader = self._reader()
+            for payload in (_PAYLOAD, _CHECKED_PAYLOAD):
+                sql = _JSON_LINES.format(table=_table(topic), payload=payload)
+                try:
+                    lines, first, last, count, apps = reader.execute(
+                        sql, (offset, limit)
+                    ).fetchone()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if payload is _CHECKED_PAYLOAD or "JSON" not in str(exc):
+                        raise
         except sqlite3.Error as exc:
             raise Unavailable(f"event log read failed: {exc}") from exc
         if not count:
