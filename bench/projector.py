@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from bench.common import run_until
-from hutch.runtime import tune_gc_for_batches
+from hutch.runtime import tune_gc
 from hutch.settings import OPTIONS
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TABLE, TelemetryProjection
@@ -107,7 +107,7 @@ async def measure(events: int, batch: int, log_url: str | None) -> dict[str, flo
             engine_s = engine_ceiling(log, analytics, projection, events, batch)
             figures["engine_insert_only_rows_per_s"] = round(events / engine_s)
 
-        tune_gc_for_batches()  # as Runtime does when it runs projectors
+        tune_gc()  # as Runtime does when it runs projectors
         for name, in_engine in (("projector", True), ("python_path", False)):
             if name == "python_path" and not isinstance(log, SQLiteLog):
                 continue  # on Kafka the projector is the Python path already

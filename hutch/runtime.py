@@ -49,11 +49,15 @@ RETENTION_REFRESH_S = 5.0
 GC_THRESHOLD = 50_000
 
 
-def tune_gc_for_batches() -> None:
-    """Projectors hold batches of hundreds of thousands of small objects. With the default
-    thresholds (700, 10, 10) building one batch triggers hundreds of collections, and the
-    full ones rescan everything alive: reading a batch from the log ran at half speed.
-    Collect far less often, and leave what start-up created out of collections for good."""
+def tune_gc() -> None:
+    """Collect far less often than the default thresholds (700, 10, 10), and leave what
+    start-up created out of collections for good.
+
+    Projectors hold batches of hundreds of thousands of small objects: building one batch
+    triggered hundreds of collections, and the full ones rescanned everything alive (reading
+    a batch from the log ran at half speed). Ingest workers hold a few hundred requests
+    waiting on the log's fsync: their objects outlive the young generation, and collections
+    that rescanned the app's whole heap took a tenth of each worker (bench/ingest.py)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 20, 50)
@@ -135,7 +139,7 @@ class Runtime:
             for projection in self.analytics_projections():
                 await asyncio.to_thread(ensure_tables, self.analytics, projection)
         if self.run_projectors:
-            tune_gc_for_batches()
+            tune_gc()
             self.start_projectors()
 
     def start_projectors(self) -> None:

@@ -87,6 +87,75 @@ async def test_a_stuck_log_answers_unavailable_within_the_timeout(tmp_path: Path
     assert positions[0].offset == 0
 
 
+async def test_appends_of_one_turn_get_the_offsets_of_their_own_records(tmp_path: Path) -> None:
+    """Appends made during one turn of the event loop are committed together; each still
+    learns where its own records went."""
+    import asyncio
+
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    answers = await asyncio.gather(
+        *(log.append(TOPIC, [envelope(i), envelope(i + 1000)]) for i in range(50))
+    )
+    records = {r.offset: r.envelope.payload for r in await read_all(log, TOPIC, {})}
+    await log.close()
+    assert len(records) == 100
+    for i, positions in enumerate(answers):
+        assert [records[p.offset] for p in positions] == [
+            f'{{"n":{i}}}'.encode(),
+            f'{{"n":{i + 1000}}}'.encode(),
+        ]
+
+
+async def test_the_event_loop_keeps_serving_while_another_writer_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    """The loop commits a turn itself only if the write lock is free at once; otherwise the
+    writer thread waits for it, and the loop goes on with other work meanwhile."""
+    import asyncio
+    import fcntl
+    import os
+    import threading
+    import time
+
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    fd = os.open(tmp_path / "log.db.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    holder = threading.Timer(1.0, os.close, (fd,))  # the other writer lets go after 1 s
+    holder.start()
+    started = time.monotonic()
+    append = asyncio.ensure_future(log.append(TOPIC, [envelope(1)]))
+    for _ in range(10):
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started < 0.9  # the loop ran on while the lock was held
+    assert not append.done()  # not acknowledged while it cannot be written
+    positions = await asyncio.wait_for(append, 5)
+    holder.join()
+    records = await read_all(log, TOPIC, {})
+    await log.close()
+    assert [(r.offset, r.envelope.payload) for r in records] == [(0, b'{"n":1}')]
+    assert positions[0].offset == 0
+
+
+async def test_an_append_cut_short_by_close_is_refused_not_left_waiting(tmp_path: Path) -> None:
+    import asyncio
+
+    from storage.errors import Unavailable
+
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    append = asyncio.ensure_future(log.append(TOPIC, [envelope(1)]))
+    await asyncio.sleep(0)  # the append is made, its turn not yet committed
+    await log.close()
+    with pytest.raises(Unavailable, match="closed"):
+        await asyncio.wait_for(append, 5)
+    reopened = SQLiteLog(tmp_path / "log.db")
+    await reopened.start()
+    assert await read_all(reopened, TOPIC, {}) == []
+    await reopened.close()
+
+
 async def test_appends_past_the_byte_bound_are_refused_not_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

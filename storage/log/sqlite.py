@@ -1,13 +1,17 @@
 """The embedded event log: one SQLite database (WAL), one append-only table per topic.
 
 Durability: `append` returns once the records' WAL frames are fsynced to disk.
-Throughput comes from group commit in two stages. A writer thread takes every append waiting
-in this process and commits them in one transaction (`synchronous=NORMAL`: SQLite writes the
-WAL frames but does not fsync), holding the write lock only for that; a syncer thread then
+Throughput comes from group commit in two stages. First every append made during one turn of
+an event loop is committed in one transaction (`synchronous=NORMAL`: SQLite writes the WAL
+frames but does not fsync), holding the write lock only for that; a syncer thread then
 fsyncs the WAL once for every batch committed meanwhile, and only then acknowledges them.
 The fsync (milliseconds) runs outside the write lock, so the next batch — or another
 process's — commits while this one syncs, and one fsync covers them all. (A checkpoint
 fsyncs the WAL before copying it into the database, so frames it moved are durable too.)
+The loop commits a turn's appends itself when they are small and the write lock is free at
+once: a hand-off to a thread would cost more than the insert, as the thread must win the GIL
+back from the busy loop at every SQLite call. Otherwise (a large OTLP request, or another
+writer holding the lock) a writer thread commits them, so the loop never waits.
 Several processes may append at once: writers serialise on an flock before `BEGIN IMMEDIATE`
 (the kernel wakes a waiter at once, where SQLite's busy handler would sleep and retry).
 Offsets are per topic, from 0, assigned inside the write lock, so they grow without gaps in
@@ -50,6 +54,9 @@ MAX_PENDING_BYTES = 256 * 1024 * 1024
 """Envelopes, and payload bytes, waiting for the writer beyond which appends are refused
 (backpressure: an OTLP export request alone may weigh 20 MiB)."""
 MAX_BATCH = 20_000
+INLINE_MAX_BYTES = 1024 * 1024
+"""Most payload bytes an event loop commits itself in one turn; a larger batch goes to the
+writer thread, as inserting it would hold up every other request the loop serves."""
 SWITCH_INTERVAL_S = 0.002
 WATCHDOG_S = 0.25
 
@@ -114,6 +121,8 @@ def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
 class _Pending:
     topic: Topic
     envelopes: Sequence[Envelope]
+    size: int
+    """Payload bytes."""
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Position]]
     deadline: float
@@ -128,18 +137,25 @@ class _Outcome:
 
 
 class _FileLock:
-    """An exclusive flock on a file beside the database, shared by every process."""
+    """An exclusive flock on a file beside the database, shared by every process.
+
+    flock excludes open file descriptions, not threads: each thread that writes opens its
+    own (`SQLiteLog._lock`), or two threads of one process would both hold it at once.
+    """
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.acquire()
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self.release()
+
+    def acquire(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def try_acquire(self) -> bool:
         try:
@@ -147,6 +163,9 @@ class _FileLock:
         except BlockingIOError:
             return False
         return True
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -163,10 +182,13 @@ class SQLiteLog:
         self._writer: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
         self._committed: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
-        self._write_lock: _FileLock | None = None
-        self._readers = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._local = threading.local()
+        """Per thread: its reader and writer connections, its descriptor on the lock file."""
+        self._opened: list[sqlite3.Connection | _FileLock] = []
         self._started = False
+        self._turns: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        """Appends made during the current turn of each event loop, committed together."""
         self._waiting: dict[asyncio.AbstractEventLoop, set[_Pending]] = {}
         self._watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
@@ -185,9 +207,8 @@ class SQLiteLog:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._write_lock = _FileLock(self.path.with_name(self.path.name + ".lock"))
             conn = _connect(self.path)
-            with self._write_lock.held():
+            with self._lock().held():
                 for statement in _SCHEMA:
                     conn.execute(statement)
             conn.close()
@@ -214,12 +235,26 @@ class SQLiteLog:
             task.cancel()
         self._watchdogs.clear()
         self._waiting.clear()
-        for conn in self._reader_conns:
-            conn.close()
-        self._reader_conns.clear()
-        self._readers = threading.local()
-        if self._write_lock is not None:
-            self._write_lock.close()
+        for opened in self._opened:
+            opened.close()
+        self._opened.clear()
+        self._local = threading.local()
+
+    def _lock(self) -> _FileLock:
+        """This thread's own descriptor on the write lock file."""
+        lock: _FileLock | None = getattr(self._local, "lock", None)
+        if lock is None:
+            lock = self._local.lock = _FileLock(self._lock_path)
+            self._opened.append(lock)
+        return lock
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        """This thread's connection for appends; the syncer thread does their fsync."""
+        conn: sqlite3.Connection | None = getattr(self._local, "writer", None)
+        if conn is None:
+            conn = self._local.writer = _connect(self.path, synchronous="NORMAL")
+            self._opened.append(conn)
+        return conn
 
     # -- appending -------------------------------------------------------------------------
 
@@ -239,11 +274,33 @@ class SQLiteLog:
             self._pending_bytes += size
         loop = asyncio.get_running_loop()
         item = _Pending(
-            topic, envelopes, loop, loop.create_future(), loop.time() + self.append_timeout_s
+            topic,
+            envelopes,
+            size,
+            loop,
+            loop.create_future(),
+            loop.time() + self.append_timeout_s,
         )
         self._watch(item)
-        self._queue.put(item)
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = []
+            loop.call_soon(self._commit_turn, loop)
+        turn.append(item)
         return await item.future
+
+    def _commit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the appends made during one turn of `loop`: right here when they are small
+        and the write lock is free, else on the writer thread."""
+        batch = self._turns.pop(loop, [])
+        if not self._started:  # closed during this turn
+            self._unpend(batch)
+            _resolve([_Outcome(item, error=Unavailable("event log is closed")) for item in batch])
+            return
+        small = sum(item.size for item in batch) <= INLINE_MAX_BYTES
+        if not (small and self._write_batch(batch, wait=False)):
+            for item in batch:
+                self._queue.put(item)
 
     def _watch(self, item: _Pending) -> None:
         """Track the item for the watchdog, which fails it (Unavailable) past its deadline.
@@ -272,38 +329,41 @@ class SQLiteLog:
                     )
 
     def _write_loop(self) -> None:
-        conn = _connect(self.path, synchronous="NORMAL")  # the syncer thread fsyncs
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                size = len(first.envelopes)
-                stop = False
-                while size < MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                    size += len(nxt.envelopes)
-                self._write_batch(conn, batch)
-                if stop:
-                    return
-        finally:
-            conn.close()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            size = len(first.envelopes)
+            stop = False
+            while size < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+                size += len(nxt.envelopes)
+            self._write_batch(batch)
+            if stop:
+                return
 
-    def _write_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    def _write_batch(self, batch: list[_Pending], *, wait: bool = True) -> bool:
+        """Commit the batch in one transaction and pass it to the syncer. Without `wait`,
+        gives up (False, nothing done) when another writer holds the lock."""
+        lock = self._lock()
         outcomes: list[_Outcome] = []
-        assert self._write_lock is not None
         try:
-            with self._write_lock.held():
+            if wait:
+                lock.acquire()
+            elif not lock.try_acquire():
+                return False
+            try:
                 # Checked once the lock is ours: waiting for it is where a write gets stuck.
                 outcomes = [_Outcome(item) for item in batch if not item.abandoned]
+                conn = self._writer_conn()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     by_topic: dict[Topic, list[_Outcome]] = {}
@@ -315,16 +375,22 @@ class SQLiteLog:
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+            finally:
+                lock.release()
         except (sqlite3.Error, OSError) as exc:
             log.error("event log write failed", extra={"error": str(exc)})
             error = Unavailable(f"event log write failed: {exc}")
             for outcome in outcomes:
                 outcome.positions = None
                 outcome.error = error
+        self._unpend(batch)
+        self._committed.put(outcomes)
+        return True
+
+    def _unpend(self, batch: list[_Pending]) -> None:
         with self._pending_lock:
             self._pending -= sum(len(item.envelopes) for item in batch)
-            self._pending_bytes -= sum(len(e.payload) for item in batch for e in item.envelopes)
-        self._committed.put(outcomes)
+            self._pending_bytes -= sum(item.size for item in batch)
 
     def _sync_loop(self) -> None:
         """Make committed batches durable with one fsync for all of them, then answer."""
@@ -360,11 +426,10 @@ class SQLiteLog:
     # -- reading ---------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
         if conn is None:
-            conn = _connect(self.path)
-            self._readers.conn = conn
-            self._reader_conns.append(conn)
+            conn = self._local.reader = _connect(self.path)
+            self._opened.append(conn)
         return conn
 
     async def partitions(self, topic: Topic) -> list[int]:
@@ -445,10 +510,9 @@ class SQLiteLog:
         self, group: str, positions: Sequence[Position], through: dict[Topic, int] | None
     ) -> None:
         """Upsert committed offsets (positions: next offset to read) or begun-batch marks."""
-        assert self._write_lock is not None
         conn = self._reader()
         try:
-            with self._write_lock.held():
+            with self._lock().held():
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     if through is None:
