@@ -94,6 +94,7 @@ def wrk(
         env={**os.environ, **(env or {})},
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = {}
     for pct in ("50", "99"):
@@ -101,7 +102,37 @@ def wrk(
         if m:
             value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
             lat[f"p{pct}_ms"] = value
-    return {"rps": rps, "non2xx": float(non2xx.group(1)) if non2xx else 0.0, **lat}
+    return {
+        "rps": rps,
+        "requests": requests,
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        **lat,
+    }
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by a process and its living descendants: on a
+    machine whose cores are all busy, CPU per request is steadier than requests/s."""
+    ticks = 0
+    pids = [root]
+    while pids:
+        pid = pids.pop()
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids += [int(child) for child in (task / "children").read_text().split()]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_with_cpu(root: int, url: str, script: Path, **options: Any) -> dict[str, float]:
+    """wrk's figures plus the server's CPU microseconds per request (root: its process)."""
+    before = cpu_seconds(root)
+    result = wrk(url, script, **options)
+    used = cpu_seconds(root) - before
+    result["server_cpu_us_per_request"] = round(used / max(result["requests"], 1) * 1e6, 1)
+    return result
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -3,7 +3,9 @@
 Both run under the same gunicorn configuration (hutch/gunicorn_conf.py: uvicorn workers,
 HUTCH_WORKERS of them) and take the same wrk load, alternately, in one run. Hutch answers 202
 only once the event is durable in the log (SQLite, synchronous=FULL, group commit), so the
-ratio is the cost of durability, authentication and the envelope.
+ratio is the cost of durability, authentication and the envelope. Each side's CPU time per
+request (user + system, the server's whole process tree, read from /proc) is reported too:
+with every core busy it moves less from run to run than requests/s do.
 
     .venv/bin/python -m bench.ingest [--seconds 10] [--connections 64] [--rounds 2]
 """
@@ -25,6 +27,7 @@ from bench.common import (
     process,
     wait_port,
     wrk,
+    wrk_with_cpu,
 )
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
@@ -34,10 +37,11 @@ def run_bare(workers: int, seconds: int, connections: int) -> dict[str, float]:
     port = free_port()
     env = {"HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_WORKERS": str(workers)}
     argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", "bench.bare_app:app"]
-    with process(argv, env):
+    with process(argv, env) as server:
         wait_port(port)
         wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=2, connections=connections)
-        return wrk(
+        return wrk_with_cpu(
+            server.pid,
             f"http://127.0.0.1:{port}/api/telemetry",
             SCRIPT,
             seconds=seconds,
@@ -61,12 +65,14 @@ def run_hutch(
             env["HUTCH_LOG"] = fresh_topics(log_url)
         hutch = [PYTHON, "-m", "hutch"]
         secret = bench_app_secret(env)
-        with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log"):
+        with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log") as server:
             wait_port(port)
             load_env = {"HUTCH_BENCH_SECRET": secret}
             url = f"http://127.0.0.1:{port}/api/telemetry"
             wrk(url, SCRIPT, seconds=2, connections=connections, env=load_env)
-            return wrk(url, SCRIPT, seconds=seconds, connections=connections, env=load_env)
+            return wrk_with_cpu(
+                server.pid, url, SCRIPT, seconds=seconds, connections=connections, env=load_env
+            )
 
 
 def main() -> None:
@@ -91,6 +97,12 @@ def main() -> None:
                 "bare_rps": round(bare_rps),
                 "hutch_rps": round(hutch_rps),
                 "ratio": round(hutch_rps / bare_rps, 3),
+                "bare_cpu_us_per_request": statistics.median(
+                    r["server_cpu_us_per_request"] for r in bare
+                ),
+                "hutch_cpu_us_per_request": statistics.median(
+                    r["server_cpu_us_per_request"] for r in hutch
+                ),
                 "hutch_p50_ms": statistics.median(r.get("p50_ms", 0) for r in hutch),
                 "hutch_p99_ms": statistics.median(r.get("p99_ms", 0) for r in hutch),
                 "hutch_non2xx": sum(r["non2xx"] for r in hutch),
