@@ -156,6 +156,33 @@ async def test_an_append_cut_short_by_close_is_refused_not_left_waiting(tmp_path
     await reopened.close()
 
 
+async def test_a_lock_that_fails_answers_unavailable_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel refusing the flock (ENOLCK) fails the append there and then, rather than
+    leaving it to wait out its deadline."""
+    import asyncio
+    import errno
+    import fcntl
+
+    from storage.errors import Unavailable
+
+    log = SQLiteLog(tmp_path / "log.db", append_timeout_s=30)
+    await log.start()
+
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.raises(Unavailable, match="No locks available"):
+        await asyncio.wait_for(log.append(TOPIC, [envelope(1)]), 5)
+    monkeypatch.undo()
+    await log.append(TOPIC, [envelope(2)])
+    records = await read_all(log, TOPIC, {})
+    await log.close()
+    assert [r.envelope.payload for r in records] == [b'{"n":2}']
+
+
 async def test_appends_past_the_byte_bound_are_refused_not_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

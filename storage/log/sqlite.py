@@ -380,6 +380,8 @@ class SQLiteLog:
         except (sqlite3.Error, OSError) as exc:
             log.error("event log write failed", extra={"error": str(exc)})
             error = Unavailable(f"event log write failed: {exc}")
+            if not outcomes:  # the lock itself failed: answer now, not at the deadline
+                outcomes = [_Outcome(item) for item in batch if not item.abandoned]
             for outcome in outcomes:
                 outcome.positions = None
                 outcome.error = error
