@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -20,11 +21,12 @@ class TestSQLiteLog(LogConformance):
         return lambda: SQLiteLog(tmp_path / "log.db")
 
 
-def _append_in_child(path: str, key: str, count: int) -> None:
+def _append_in_child(path: str, key: str, count: int, start: Any) -> None:
     import asyncio
 
     async def run() -> None:
         log = SQLiteLog(Path(path))
+        start.wait()  # every child opens the log at the same moment
         await log.start()
         for i in range(count):
             await log.append(TOPIC, [envelope(i, key=key)])
@@ -36,8 +38,10 @@ def _append_in_child(path: str, key: str, count: int) -> None:
 async def test_several_processes_append_at_once(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
     children = [
-        ctx.Process(target=_append_in_child, args=(str(path), f"proc-{n}", 100)) for n in range(3)
+        ctx.Process(target=_append_in_child, args=(str(path), f"proc-{n}", 100, start))
+        for n in range(3)
     ]
     for child in children:
         child.start()

@@ -111,7 +111,12 @@ _CHECKED_PAYLOAD = f"CASE WHEN json_valid(CAST(payload AS TEXT)) THEN {_PAYLOAD}
 
 def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # WAL mode is stored in the database, so only its first connection switches it. Asking
+    # again for a switch takes a lock SQLite will not wait for: "database is locked" whenever
+    # another process is writing at that moment.
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if mode != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
@@ -207,11 +212,13 @@ class SQLiteLog:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(self.path)
-            with self._lock().held():
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-            conn.close()
+            with self._lock().held():  # one process at a time switches to WAL, creates tables
+                conn = _connect(self.path)
+                try:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                finally:
+                    conn.close()
             _fsync(self.path.parent)  # the database and WAL files' directory entries
         except (sqlite3.Error, OSError) as exc:
             raise Unavailable(f"event log at {self.path} cannot be opened: {exc}") from exc
