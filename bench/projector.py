@@ -159,9 +159,11 @@ async def project(
     # Caught up when the group has committed everything: a commit follows its insert. The
     # SQLite log gives the lag without joining the group (a count() on chDB every few ms
     # would take the engine's CPU); a Kafka member would, so there the table is counted.
+    watcher = log.consumer(group, projection.topics) if isinstance(log, SQLiteLog) else None
+
     async def caught_up() -> bool:
-        if isinstance(log, SQLiteLog):
-            return await log.consumer(group, projection.topics).lag() == 0
+        if watcher is not None:
+            return await watcher.lag() == 0
         return int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]) >= events
 
     elapsed = await run_until(runner.run, caught_up, 0.05)

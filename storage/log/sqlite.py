@@ -340,19 +340,7 @@ class SQLiteLog:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            size = len(first.envelopes)
-            stop = False
-            while size < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                size += len(nxt.envelopes)
+            batch, stop = _take_waiting(self._queue, first, _envelopes, MAX_BATCH)
             self._write_batch(batch)
             if stop:
                 return
@@ -408,17 +396,8 @@ class SQLiteLog:
             first = self._committed.get()
             if first is None:
                 return
-            outcomes = list(first)
-            stop = False
-            while True:
-                try:
-                    more = self._committed.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                outcomes.extend(more)
+            batches, stop = _take_waiting(self._committed, first, len, sys.maxsize)
+            outcomes = [outcome for batch in batches for outcome in batch]
             if any(o.error is None for o in outcomes):
                 try:
                     _fsync(wal if wal.exists() else self.path)
@@ -582,6 +561,28 @@ def _insert_sql(topic: Topic, rows: int) -> str:
     return f"INSERT INTO {_table(topic)} ({_COLUMNS}) VALUES {values}"
 
 
+def _take_waiting(
+    source: queue.SimpleQueue[_T | None], first: _T, weight: Callable[[_T], int], limit: int
+) -> tuple[list[_T], bool]:
+    """`first` and what else already waits in `source`, until the weights reach `limit`;
+    and whether the stop signal (None) was taken meanwhile."""
+    taken, total = [first], weight(first)
+    while total < limit:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            return taken, True
+        taken.append(item)
+        total += weight(item)
+    return taken, False
+
+
+def _envelopes(item: _Pending) -> int:
+    return len(item.envelopes)
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -657,30 +658,29 @@ class SQLiteConsumer:
             self._cursors[topic] = _Cursor(next_offset, through)
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            records = await asyncio.to_thread(self._poll_once, max_records)
-            if records or asyncio.get_running_loop().time() >= deadline:
-                return records
-            await asyncio.sleep(self.poll_interval_s)
-
-    def _poll_once(self, max_records: int) -> list[Record]:
         def read(topic: Topic, offset: int, limit: int) -> tuple[list[Record], int, int] | None:
             got = self.log.read_sync(topic, offset, limit)
             return (got, len(got), got[-1].offset) if got else None
 
-        return [r for records in self._take(max_records, read) for r in records]
+        def take() -> list[Record]:
+            return [r for records in self._take(max_records, read) for r in records]
+
+        return await self._wait_for(take, timeout_s)
 
     async def poll_json(self, max_records: int, timeout_s: float) -> list[JsonBatch]:
         def read(topic: Topic, offset: int, limit: int) -> tuple[JsonBatch, int, int] | None:
             batch = self.log.read_json_sync(topic, offset, limit)
             return None if batch is None else (batch, batch.records, batch.span.last)
 
+        return await self._wait_for(lambda: self._take(max_records, read), timeout_s)
+
+    async def _wait_for(self, take: Callable[[], list[_T]], timeout_s: float) -> list[_T]:
+        """`take()` (in a thread) until it gives something or `timeout_s` has passed."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            batches = await asyncio.to_thread(self._take, max_records, read)
-            if batches or asyncio.get_running_loop().time() >= deadline:
-                return batches
+            items = await asyncio.to_thread(take)
+            if items or asyncio.get_running_loop().time() >= deadline:
+                return items
             await asyncio.sleep(self.poll_interval_s)
 
     def _take(
