@@ -49,6 +49,28 @@ RETENTION_REFRESH_S = 5.0
 GC_THRESHOLD = 50_000
 
 
+async def supervise(
+    start: Callable[[], Awaitable[None]], name: str, stop: asyncio.Event, pause_s: float = 1.0
+) -> None:
+    """Run a projector until `stop`; if it fails, log it and start it again.
+
+    A CancelledError counts as a failure too unless this task itself is being cancelled: a
+    library can let one escape from its own cancelled tasks (aiokafka's consumer stop did),
+    and a projector that ended on it would otherwise stop for good, silently."""
+    while not stop.is_set():
+        try:
+            await start()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.exception("projector cancelled from inside; restarting", extra={"projector": name})
+            await asyncio.sleep(pause_s)
+        except Exception:
+            log.exception("projector failed; restarting", extra={"projector": name})
+            await asyncio.sleep(pause_s)
+
+
 def tune_gc() -> None:
     """Collect far less often than the default thresholds (700, 10, 10), and leave what
     start-up created out of collections for good.
@@ -164,17 +186,9 @@ class Runtime:
         )
 
     def _spawn(self, start: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run a projector until stopped; if it fails, log it and start it again."""
-
-        async def supervised() -> None:
-            while not self._stop.is_set():
-                try:
-                    await start()
-                except Exception:
-                    log.exception("projector failed; restarting", extra={"projector": name})
-                    await asyncio.sleep(1.0)
-
-        self._tasks.append(asyncio.create_task(supervised(), name=f"projector:{name}"))
+        self._tasks.append(
+            asyncio.create_task(supervise(start, name, self._stop), name=f"projector:{name}")
+        )
 
     def analytics_projections(self) -> list[AnalyticsProjection]:
         # The otel_* tables keep the exporter's table-wide TTL, so they take the default

@@ -21,6 +21,7 @@ import pytest
 from storage.errors import Backpressure, Unavailable
 from storage.log import EventLog, Position, Record, spans_of
 from storage.log.kafka import KafkaConfig, KafkaLog
+from storage.log.kafka_records import stop_client
 from tests.conformance.log import (
     TOPIC,
     LogConformance,
@@ -95,6 +96,43 @@ def test_url_parameters() -> None:
         KafkaConfig.from_url("kafka://a:9092?partitons=3")
     with pytest.raises(ValueError, match="integer"):
         KafkaConfig.from_url("kafka://a:9092?partitions=many")
+
+
+class _StoppingHalfWay:
+    """A client whose stop() does what aiokafka 0.14's consumer does when a fetch is in its
+    retry pause: cancel that task, await it, and so re-raise its CancelledError, before its
+    connections (`_client`) are closed."""
+
+    def __init__(self) -> None:
+        self._client = self
+        self.connections_closed = False
+
+    async def stop(self) -> None:
+        fetch = asyncio.create_task(asyncio.sleep(60))
+        await asyncio.sleep(0)
+        fetch.cancel()
+        await fetch
+
+    async def close(self) -> None:
+        self.connections_closed = True
+
+
+async def test_a_client_stopping_half_way_is_closed_without_cancelling_the_caller() -> None:
+    client = _StoppingHalfWay()
+    await stop_client(client, "member", timeout_s=5)  # no CancelledError out of it
+    assert client.connections_closed
+
+
+async def test_stopping_a_client_still_lets_the_caller_be_cancelled() -> None:
+    class Slow:
+        async def stop(self) -> None:
+            await asyncio.sleep(60)
+
+    stopping = asyncio.create_task(stop_client(Slow(), "member", timeout_s=30))
+    await asyncio.sleep(0.05)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
 
 
 async def test_an_unreachable_broker_is_unavailable_at_start() -> None:
@@ -269,6 +307,25 @@ def _services(command: str) -> subprocess.CompletedProcess[str]:
         check=False,
         env=env,
     )
+
+
+async def test_a_producer_that_stopped_delivering_is_replaced(log: KafkaLog) -> None:
+    """aiokafka's producer goes on taking records once its sender task has ended (it ends on
+    OutOfOrderSequenceNumber, which a broker restart can cause) and never delivers them; the
+    log starts a new producer instead of timing out every append from then on."""
+    start = await ends(log, TOPIC)
+    before = await log.append(TOPIC, [envelope(1, key="k")])
+    sender = log._producer._sender.sender_task  # what aiokafka's own failure leaves behind
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+    async with asyncio.timeout(30):  # proves "no hang", not a speed
+        after = await log.append(TOPIC, [envelope(2, key="k")])
+    records = await read_all(log, TOPIC, start)
+    assert [r.envelope.payload for r in records] == [b'{"n":1}', b'{"n":2}']
+    assert {(p.partition, p.offset) for p in before + after} == {
+        (r.partition, r.offset) for r in records
+    }
 
 
 async def test_a_stopped_broker_gives_unavailable_then_appends_resume(

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from hutch.runtime import Runtime
+from hutch.runtime import Runtime, supervise
 from projections.runner import AnalyticsRunner, chunks, ensure_tables, group_name, write_rows
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import new_envelope
@@ -125,3 +126,29 @@ def test_replay_of_the_identity_projection(tmp_path: Path) -> None:
     assert (code, answer) == (0, {"replayed": "identity", "records": 2})
     code, again = hutch(data, "app", "create", "jan-app", "--developer", "jan")
     assert again["error"]["code"] == "conflict"  # the rebuilt state still knows the app
+
+
+async def test_a_projector_ended_by_a_stray_cancellation_is_started_again() -> None:
+    """A library may let a CancelledError out of its own cancelled tasks; the projector that
+    ends on one is restarted like any failure, while cancelling the projector still stops it."""
+    stop = asyncio.Event()
+    starts = 0
+
+    async def projector() -> None:
+        nonlocal starts
+        starts += 1
+        inner = asyncio.create_task(asyncio.sleep(60))
+        await asyncio.sleep(0)
+        inner.cancel()
+        await inner  # raises CancelledError into a task nobody cancelled
+
+    supervised = asyncio.create_task(supervise(projector, "stray", stop, pause_s=0.01))
+    for _ in range(200):
+        if starts >= 3:
+            break
+        await asyncio.sleep(0.01)
+    assert starts >= 3
+    assert not supervised.done()
+    supervised.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await supervised

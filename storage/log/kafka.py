@@ -28,7 +28,9 @@ still land later (without duplicates of their own). A client that retries after 
 appends the same events again under new ids, and the projections deduplicate by event id only
 within one batch token (`projection:table:topic:partition:first-last`), so such an event can
 appear twice in the read models. That is at-least-once ingest when Kafka is failing; the ids
-of the late copies are distinct, so they can be found.
+of the late copies are distinct, so they can be found. A producer whose sender has stopped for
+good (aiokafka stops it on OutOfOrderSequenceNumber, after a broker restart) is replaced at
+the next append; what it still held was never acknowledged and is dropped with it.
 
 Consumer groups are in storage/log/kafka_consumer.py.
 """
@@ -59,7 +61,7 @@ from schemas.envelope import Envelope
 from schemas.events import TOPICS, Topic
 from storage.errors import Conflict, StorageError, Unavailable
 from storage.log.kafka_consumer import KafkaConsumer
-from storage.log.kafka_records import InFlight, decode, encode, kafka_call
+from storage.log.kafka_records import InFlight, decode, encode, kafka_call, stop_client
 from storage.log.protocol import Position, Record
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class KafkaLog:
         self._producer: Any = None
         self._reader: Any = None
         self._read_lock = asyncio.Lock()
+        self._replacing = asyncio.Lock()
         self._read_next: tuple[TopicPartition, int] | None = None
 
     @classmethod
@@ -171,18 +174,9 @@ class KafkaLog:
                 self._admin = AIOKafkaAdminClient(**self.client_options())
                 await self._admin.start()
                 await self._create_topics()
-                producer = AIOKafkaProducer(
-                    **self.client_options(),
-                    enable_idempotence=True,
-                    compression_type=self.config.compression_type,
-                    linger_ms=self.config.linger_ms,
-                    max_batch_size=min(BATCH_BYTES, self.config.max_record_bytes),
-                    max_request_size=self.config.max_record_bytes,
-                )
+                producer = self._new_producer()
                 self._producer = producer  # set first, so close() stops a half-started one
-                await producer.start()
-                for name in self._names.values():
-                    await producer.partitions_for(name)  # metadata in hand before appends
+                await self._start_producer(producer)
                 self._reader = AIOKafkaConsumer(
                     **self.client_options(),
                     group_id=None,
@@ -201,6 +195,56 @@ class KafkaLog:
             "kafka event log started",
             extra={"bootstrap": ",".join(self.config.bootstrap), "prefix": self.config.prefix},
         )
+
+    def _new_producer(self) -> Any:
+        return AIOKafkaProducer(
+            **self.client_options(),
+            enable_idempotence=True,
+            compression_type=self.config.compression_type,
+            linger_ms=self.config.linger_ms,
+            max_batch_size=min(BATCH_BYTES, self.config.max_record_bytes),
+            max_request_size=self.config.max_record_bytes,
+        )
+
+    async def _start_producer(self, producer: Any) -> None:
+        await producer.start()
+        for name in self._names.values():
+            await producer.partitions_for(name)  # metadata in hand before appends
+
+    async def _delivering_producer(self) -> Any:
+        """The producer, replaced first if it has stopped delivering.
+
+        aiokafka (0.14) delivers from one sender task; when that task ends (it does on
+        OutOfOrderSequenceNumber, which a broker restart can cause for an idempotent
+        producer) send() still takes records that will never leave, and nothing is logged.
+        Every append would then time out, and the in-flight bound would stay full for good.
+        Its records were never acknowledged; a new producer takes the appends from here.
+        """
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("event log is not started")
+        sender = producer._sender.sender_task
+        if sender is None or not sender.done():
+            return producer
+        async with self._replacing:
+            if self._producer is not producer:
+                return self._producer  # another append replaced it meanwhile
+            failure = None if sender.cancelled() else sender.exception()
+            log.error(
+                "kafka producer stopped delivering; starting a new one",
+                extra={"error": repr(failure), "records_dropped": self._in_flight.records},
+            )
+            fresh = self._new_producer()
+            try:
+                async with kafka_call("restarting the producer", self.config.timeout_s):
+                    await self._start_producer(fresh)
+            except Unavailable:
+                await _abort_producer(fresh)
+                raise
+            self._producer = fresh
+            self._in_flight = InFlight(self.config.max_in_flight, self.config.max_in_flight_bytes)
+        await _abort_producer(producer)
+        return fresh
 
     async def _create_topics(self) -> None:
         existing = set(await self._admin.list_topics())
@@ -228,7 +272,7 @@ class KafkaLog:
         reader, self._reader = self._reader, None
         admin, self._admin = self._admin, None
         if reader is not None:
-            await _stop(reader, "reader", self.config.timeout_s)
+            await stop_client(reader, "reader", self.config.timeout_s)
         if producer is not None:
             try:
                 async with asyncio.timeout(self.config.timeout_s):
@@ -240,7 +284,7 @@ class KafkaLog:
                 )
                 await _abort_producer(producer)
         if admin is not None:
-            await _stop(admin, "admin", self.config.timeout_s, method="close")
+            await stop_client(admin, "admin", self.config.timeout_s, method="close")
 
     async def delete_topics(self) -> None:
         """Delete this log's topics, with everything in them (tests; tearing a deployment
@@ -257,9 +301,8 @@ class KafkaLog:
     async def append(self, topic: Topic, envelopes: Sequence[Envelope]) -> list[Position]:
         if not envelopes:
             return []
-        producer = self._producer
-        if producer is None:
-            raise Unavailable("event log is not started")
+        producer = await self._delivering_producer()
+        in_flight = self._in_flight  # this producer's bound (a new producer gets its own)
         outgoing = [encode(e) for e in envelopes]
         largest = max(o.size for o in outgoing)
         if largest > self.config.max_record_bytes:
@@ -268,7 +311,7 @@ class KafkaLog:
                 f"({self.config.max_record_bytes})"
             )
         total = sum(o.size for o in outgoing)
-        self._in_flight.reserve(len(outgoing), total)
+        in_flight.reserve(len(outgoing), total)
         name = self._names[topic]
         futures: list[asyncio.Future[Any]] = []
         handed = 0
@@ -280,20 +323,15 @@ class KafkaLog:
                     # (log.message.timestamp.*.max.ms), and a skewed host must not fail appends.
                     future = await producer.send(name, o.value, key=o.key, headers=o.headers)
                     handed += o.size
-                    future.add_done_callback(functools.partial(self._settled, o.size))
+                    future.add_done_callback(functools.partial(_settled, in_flight, o.size))
                     futures.append(future)
                 # asyncio.wait, not gather: on timeout the futures must stay alive, since the
                 # producer still delivers them (and their callbacks release the bound).
                 await asyncio.wait(futures)
                 metadata = [f.result() for f in futures]
         finally:
-            self._in_flight.release(len(outgoing) - len(futures), total - handed)
+            in_flight.release(len(outgoing) - len(futures), total - handed)
         return [Position(topic, int(m.partition), int(m.offset)) for m in metadata]
-
-    def _settled(self, size: int, future: asyncio.Future[Any]) -> None:
-        self._in_flight.release(1, size)
-        if not future.cancelled() and future.exception() is not None:
-            log.debug("kafka record not delivered", extra={"error": str(future.exception())})
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -402,21 +440,13 @@ class KafkaLog:
                 except (CommitFailedError, UnknownMemberIdError) as exc:
                     raise Conflict(f"consumer group {group} has live members") from exc
         finally:
-            await _stop(member, "offset setter", self.config.timeout_s)
+            await stop_client(member, "offset setter", self.config.timeout_s)
 
 
-async def _stop(client: Any, what: str, timeout_s: float, method: str = "stop") -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            await getattr(client, method)()
-    except (TimeoutError, KafkaError, OSError) as exc:
-        log.warning("kafka client did not close cleanly", extra={"client": what, "error": str(exc)})
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        # aiokafka's own background task was cancelled before it started; nothing is left open
-        log.debug("kafka client stopped with a cancelled background task", extra={"client": what})
+def _settled(in_flight: InFlight, size: int, future: asyncio.Future[Any]) -> None:
+    in_flight.release(1, size)
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("kafka record not delivered", extra={"error": str(future.exception())})
 
 
 async def _abort_producer(producer: Any) -> None:

@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from schemas.events import Topic
 from storage.errors import Unavailable
-from storage.log.kafka_records import decode, kafka_call
+from storage.log.kafka_records import decode, kafka_call, stop_client
 from storage.log.protocol import Record, Span
 
 if TYPE_CHECKING:
@@ -127,11 +127,8 @@ class KafkaConsumer:
         self._closed = True
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await consumer.stop()  # leaves the group: its partitions move at once
-            except (TimeoutError, KafkaError, OSError) as exc:
-                log.warning("kafka consumer did not close cleanly", extra={"error": str(exc)})
+            # stop() leaves the group: its partitions move at once
+            await stop_client(consumer, f"member of group {self.group}", self._timeout_s)
 
     def _live(self) -> Any:
         if self._consumer is None or self._closed:

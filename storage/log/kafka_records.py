@@ -100,6 +100,29 @@ async def kafka_call(what: str, timeout_s: float) -> AsyncIterator[None]:
         raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
+async def stop_client(client: Any, what: str, timeout_s: float, method: str = "stop") -> None:
+    """Stop or close an aiokafka client that is being dropped, bounded in time. Its failures
+    are logged, not raised; only the cancellation of the calling task goes through."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await getattr(client, method)()
+        return
+    except (TimeoutError, KafkaError, OSError) as exc:
+        log.warning("kafka client did not close cleanly", extra={"client": what, "error": str(exc)})
+        return
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    # aiokafka 0.14's consumer stop cancels each in-flight fetch and awaits it: one cancelled
+    # during its retry pause (the broker was away) re-raises CancelledError out of stop(),
+    # before the consumer closed its connections. Close them, as stop() would have.
+    log.warning("kafka client stopped half-way; closing its connections", extra={"client": what})
+    connections = getattr(client, "_client", None)
+    if connections is not None:
+        await stop_client(connections, f"{what} connections", timeout_s, method="close")
+
+
 class InFlight:
     """Records and bytes handed to the producer and not yet acknowledged (or failed).
 
