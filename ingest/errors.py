@@ -8,6 +8,7 @@ answered as a 500 without a stack trace.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import falcon
@@ -19,6 +20,25 @@ from storage.errors import Backpressure, BadQuery, Conflict, Unavailable
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
+REFUSAL_LOG_EVERY_S = 5.0
+
+
+class _RefusalLog:
+    """Why requests are refused with a 503, logged at most once per interval: the answer
+    itself names no backend, and an outage would otherwise log every request."""
+
+    def __init__(self) -> None:
+        self._last = -REFUSAL_LOG_EVERY_S
+
+    def note(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last >= REFUSAL_LOG_EVERY_S:
+            self._last = now
+            cause = f"{type(exc).__name__}: {exc}"
+            log.warning("refusing requests with 503", extra={"error": cause})
+
+
+REFUSALS = _RefusalLog()
 
 
 class HutchError(Exception):
@@ -93,6 +113,8 @@ class ServiceUnavailable(HutchError):
 
 def from_storage(exc: Exception) -> HutchError:
     retry = {"Retry-After": str(RETRY_AFTER_S)}
+    if isinstance(exc, Backpressure | Unavailable):
+        REFUSALS.note(exc)
     if isinstance(exc, Backpressure):
         return ServiceUnavailable(
             "Hutch is taking in more than it can store right now; retry shortly",

@@ -15,7 +15,7 @@ import dataclasses
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ingest import otlp_codec
-from ingest.errors import RETRY_AFTER_S, HutchError
+from ingest.errors import REFUSALS, RETRY_AFTER_S, HutchError
 from ingest.otlp_codec import Encoding, OtlpError
 from storage.errors import Backpressure, Unavailable
 
@@ -68,6 +68,8 @@ def refusal(exc: Exception) -> Refusal | None:
         if exc.status in (429, 503):
             headers.setdefault("Retry-After", str(RETRY_AFTER_S))
         return Refusal(exc.status, exc.code, exc.message, exc.field, headers)
+    if isinstance(exc, Backpressure | Unavailable):
+        REFUSALS.note(exc)
     if isinstance(exc, Backpressure):
         # Too much is waiting for the log: the client should slow down (OTLP's throttling).
         return Refusal(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -695,21 +696,39 @@ def ingest_only(tmp_path: Path) -> Iterator[Server]:
         thread.join(timeout=30)
 
 
+class _Collected(logging.Handler):
+    """Records of one logger (caplog's handler does not survive the in-process `hutch`
+    commands, which configure logging afresh)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_log_overloaded_is_429_and_unavailable_is_503_with_retry_after(
-    ingest_only: Server, monkeypatch: pytest.MonkeyPatch
+    ingest_only: Server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
+    from ingest import errors
     from storage.log import sqlite
 
+    monkeypatch.setattr(errors, "REFUSAL_LOG_EVERY_S", 0.0)  # log each refusal
+    refusals = _Collected()
+    logging.getLogger(errors.__name__).addHandler(refusals)
+    request.addfinalizer(lambda: logging.getLogger(errors.__name__).removeHandler(refusals))
     secret, _ = developer_with_app(ingest_only.settings, "otel-carol", "carol-otel")
     body = traces(recent(1)).SerializeToString()
     assert post(ingest_only, "/v1/traces", body, **{"X-Secret": secret}).status_code == 200
 
+    saved_max_pending = sqlite.MAX_PENDING
     monkeypatch.setattr(sqlite, "MAX_PENDING", 0)  # the log is "full"
     busy = post(ingest_only, "/v1/traces", body, **{"X-Secret": secret})
     assert busy.status_code == 429
     assert busy.headers["retry-after"] == "1"
     assert status_of(busy)[:2] == (code_pb2.RESOURCE_EXHAUSTED, "overloaded")
-    monkeypatch.undo()
+    monkeypatch.setattr(sqlite, "MAX_PENDING", saved_max_pending)
 
     asyncio.run(ingest_only.runtime.log.close())  # type: ignore[attr-defined]
     down = post(
@@ -718,3 +737,11 @@ def test_log_overloaded_is_429_and_unavailable_is_503_with_retry_after(
     assert down.status_code == 503
     assert down.headers["retry-after"] == "1"
     assert status_of(down)[:2] == (code_pb2.UNAVAILABLE, "unavailable")
+    # The answer names no backend; the operator's log says why (at most every few seconds).
+    causes = [
+        r.__dict__["error"]
+        for r in refusals.records
+        if r.getMessage() == "refusing requests with 503"
+    ]
+    assert [cause.split(":")[0] for cause in causes] == ["Backpressure", "Unavailable"]
+    assert "event log" in causes[1]

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -171,8 +172,16 @@ class Load:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._next = 0
+        self.errors: list[str] = []
+        self.refusal = ""
         self._pool = ThreadPoolExecutor(max_workers=8)
         self._futures = [self._pool.submit(self._run) for _ in range(8)]
+
+    def __enter__(self) -> Load:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # also when a check failed, or pytest would wait for the threads forever
 
     def _run(self) -> None:
         apps = list(self._secrets)
@@ -183,17 +192,34 @@ class Load:
             started = time.monotonic()
             try:
                 answer = _send(self._topo, self._secrets[apps[n % len(apps)]], self._version, n)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                with self._lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             with self._lock:
                 self.slowest = max(self.slowest, time.monotonic() - started)
                 self.statuses[n] = answer.status_code
                 if answer.status_code == 202:
                     self.acknowledged.add(n)
-                elif "retry-after" in answer.headers:
-                    self.retry_after.add(answer.headers["retry-after"])
+                else:
+                    self.refusal = answer.text[:300]
+                    if "retry-after" in answer.headers:
+                        self.retry_after.add(answer.headers["retry-after"])
             if answer.status_code != 202:
                 time.sleep(0.05)
+
+    def until_acknowledged(self, count: int, timeout_s: float) -> None:
+        try:
+            eventually(lambda: len(self.acknowledged) >= count, timeout_s=timeout_s)
+        except AssertionError as exc:
+            with self._lock:
+                recent = Counter(list(self.statuses.values())[-200:])
+                errors = self.errors[-3:]
+            raise AssertionError(
+                f"{len(self.acknowledged)} of {count} acknowledged ({exc}); "
+                f"last answers {dict(recent)} of {len(self.statuses)}, last refusal "
+                f"{self.refusal!r}, last client errors {errors}"
+            ) from None
 
     def stop(self) -> None:
         self._stop.set()
@@ -231,14 +257,13 @@ def test_round_trip_with_two_projectors_sharing_the_partitions(topology: Topolog
 @pytest.mark.slow
 def test_a_projector_killed_mid_load_loses_and_doubles_nothing(topology: Topology) -> None:
     secrets, token = _apps(topology)
-    load = Load(topology, secrets, "killed")
-    eventually(lambda: len(load.acknowledged) >= 300, timeout_s=90)
-    kill_tree(topology.processes["project-a"].pid)  # SIGKILL, whatever it was doing
-    topology.processes["project-a"].wait()
-    eventually(lambda: len(load.acknowledged) >= 600, timeout_s=90)
-    topology.start("project-a", "project")
-    eventually(lambda: len(load.acknowledged) >= 900, timeout_s=90)
-    load.stop()
+    with Load(topology, secrets, "killed") as load:
+        load.until_acknowledged(300, timeout_s=90)
+        kill_tree(topology.processes["project-a"].pid)  # SIGKILL, whatever it was doing
+        topology.processes["project-a"].wait()
+        load.until_acknowledged(600, timeout_s=90)
+        topology.start("project-a", "project")
+        load.until_acknowledged(900, timeout_s=90)
     assert set(load.statuses.values()) == {202}
 
     def complete() -> list[int] | None:
@@ -255,20 +280,18 @@ def test_kafka_down_answers_503_then_nothing_acknowledged_is_lost(topology: Topo
     postgres = topology.env["HUTCH_DB"]
     need_managed_services(kafka, postgres)
     secrets, token = _apps(topology)
-    load = Load(topology, secrets, "broker")
-    try:
-        eventually(lambda: len(load.acknowledged) >= 200, timeout_s=90)
-        services("kafka-stop")
-        down = len(load.statuses)
-        eventually(
-            lambda: sum(1 for s in list(load.statuses.values())[down:] if s == 503) >= 5,
-            timeout_s=90,
-        )
-    finally:
-        services("kafka-start")
-    acknowledged_before = len(load.acknowledged)
-    eventually(lambda: len(load.acknowledged) >= acknowledged_before + 200, timeout_s=180)
-    load.stop()
+    with Load(topology, secrets, "broker") as load:
+        try:
+            load.until_acknowledged(200, timeout_s=90)
+            services("kafka-stop")
+            down = len(load.statuses)
+            eventually(
+                lambda: sum(1 for s in list(load.statuses.values())[down:] if s == 503) >= 5,
+                timeout_s=90,
+            )
+        finally:
+            services("kafka-start")
+        load.until_acknowledged(len(load.acknowledged) + 200, timeout_s=180)
     assert set(load.statuses.values()) <= {202, 503}, "no 500s, only 202 or 503"
     assert load.retry_after == {"1"}
     assert load.slowest < 60, "a request hung"
