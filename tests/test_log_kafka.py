@@ -328,6 +328,25 @@ async def test_a_producer_that_stopped_delivering_is_replaced(log: KafkaLog) -> 
     }
 
 
+async def test_a_producer_the_broker_finds_out_of_order_is_replaced(log: KafkaLog) -> None:
+    """After a broker restart the broker may refuse an idempotent producer's batches as out
+    of order, and aiokafka would send every later batch with the same broken sequence: one
+    refused append, then a new producer."""
+    start = await ends(log, TOPIC)
+    before = await log.append(TOPIC, [envelope(1, key="k")])
+    sequences = log._producer._txn_manager._sequence_numbers  # what the restart desynced
+    for tp in list(sequences):
+        sequences[tp] += 7
+    with pytest.raises(Unavailable, match="OutOfOrderSequenceNumber"):
+        await log.append(TOPIC, [envelope(2, key="k")])
+    after = await log.append(TOPIC, [envelope(3, key="k")])
+    records = await read_all(log, TOPIC, start)
+    assert [r.envelope.payload for r in records] == [b'{"n":1}', b'{"n":3}']
+    assert {(p.partition, p.offset) for p in before + after} == {
+        (r.partition, r.offset) for r in records
+    }
+
+
 async def test_a_stopped_broker_gives_unavailable_then_appends_resume(
     kafka_log: KafkaFactory,
 ) -> None:

@@ -29,8 +29,8 @@ appends the same events again under new ids, and the projections deduplicate by 
 within one batch token (`projection:table:topic:partition:first-last`), so such an event can
 appear twice in the read models. That is at-least-once ingest when Kafka is failing; the ids
 of the late copies are distinct, so they can be found. A producer whose sender has stopped for
-good (aiokafka stops it on OutOfOrderSequenceNumber, after a broker restart) is replaced at
-the next append; what it still held was never acknowledged and is dropped with it.
+good, or whose batches the broker refuses as out of order (both after a broker restart), is
+replaced at the next append; what it still held was never acknowledged and is dropped.
 
 Consumer groups are in storage/log/kafka_consumer.py.
 """
@@ -51,9 +51,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.codec import has_lz4
 from aiokafka.errors import (
     CommitFailedError,
+    InvalidProducerEpoch,
     KafkaError,
+    OutOfOrderSequenceNumber,
     TopicAlreadyExistsError,
     UnknownMemberIdError,
+    UnknownProducerId,
     for_code,
 )
 
@@ -140,6 +143,7 @@ class KafkaLog:
         self._reader: Any = None
         self._read_lock = asyncio.Lock()
         self._replacing = asyncio.Lock()
+        self._stale: Any = None
         self._read_next: tuple[TopicPartition, int] | None = None
 
     @classmethod
@@ -212,27 +216,36 @@ class KafkaLog:
             await producer.partitions_for(name)  # metadata in hand before appends
 
     async def _delivering_producer(self) -> Any:
-        """The producer, replaced first if it has stopped delivering.
-
-        aiokafka (0.14) delivers from one sender task; when that task ends (it does on
-        OutOfOrderSequenceNumber, which a broker restart can cause for an idempotent
-        producer) send() still takes records that will never leave, and nothing is logged.
-        Every append would then time out, and the in-flight bound would stay full for good.
-        Its records were never acknowledged; a new producer takes the appends from here.
+        """The producer, replaced first if it has stopped delivering. Two ways, both seen
+        with aiokafka 0.14 after a broker restart:
+        - the broker refuses the idempotent producer's batches as out of order (it lost or
+          moved on from the producer's state); aiokafka neither bumps the epoch nor resets
+          its sequence numbers, as the Java client does, so every later batch to that
+          partition is refused too: each append fails at once, for good;
+        - the sender task ends (aiokafka ends it on some of those errors): send() still
+          takes records that will never leave, and every append times out.
+        Their records were never acknowledged; a new producer (a new producer id, sequences
+        from zero) takes the appends from here.
         """
         producer = self._producer
         if producer is None:
             raise Unavailable("event log is not started")
         sender = producer._sender.sender_task
-        if sender is None or not sender.done():
+        ended = sender is not None and sender.done()
+        if not ended and producer is not self._stale:
             return producer
         async with self._replacing:
             if self._producer is not producer:
                 return self._producer  # another append replaced it meanwhile
-            failure = None if sender.cancelled() else sender.exception()
+            if ended:
+                failure = "its sender ended: " + repr(
+                    None if sender.cancelled() else sender.exception()
+                )
+            else:
+                failure = "the broker refused its producer state"
             log.error(
                 "kafka producer stopped delivering; starting a new one",
-                extra={"error": repr(failure), "records_dropped": self._in_flight.records},
+                extra={"error": failure, "records_dropped": self._in_flight.records},
             )
             fresh = self._new_producer()
             try:
@@ -329,6 +342,10 @@ class KafkaLog:
                 # producer still delivers them (and their callbacks release the bound).
                 await asyncio.wait(futures)
                 metadata = [f.result() for f in futures]
+        except Unavailable as exc:
+            if isinstance(exc.__cause__, PRODUCER_STATE_LOST):
+                self._stale = producer  # every later batch would be refused the same way
+            raise
         finally:
             in_flight.release(len(outgoing) - len(futures), total - handed)
         return [Position(topic, int(m.partition), int(m.offset)) for m in metadata]
@@ -441,6 +458,10 @@ class KafkaLog:
                     raise Conflict(f"consumer group {group} has live members") from exc
         finally:
             await stop_client(member, "offset setter", self.config.timeout_s)
+
+
+PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+"""What the broker answers a producer whose idempotence state it no longer agrees with."""
 
 
 def _settled(in_flight: InFlight, size: int, future: asyncio.Future[Any]) -> None:
