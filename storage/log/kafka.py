@@ -216,14 +216,14 @@ class KafkaLog:
             await producer.partitions_for(name)  # metadata in hand before appends
 
     async def _delivering_producer(self) -> Any:
-        """The producer, replaced first if it has stopped delivering. Two ways, both seen
-        with aiokafka 0.14 after a broker restart:
-        - the broker refuses the idempotent producer's batches as out of order (it lost or
-          moved on from the producer's state); aiokafka neither bumps the epoch nor resets
-          its sequence numbers, as the Java client does, so every later batch to that
-          partition is refused too: each append fails at once, for good;
-        - the sender task ends (aiokafka ends it on some of those errors): send() still
-          takes records that will never leave, and every append times out.
+        """The producer, replaced first if it has stopped delivering. Two ways, with
+        aiokafka 0.14:
+        - the broker refuses the idempotent producer's batches as out of order (seen here
+          after a broker restart); aiokafka neither bumps the epoch nor resets its sequence
+          numbers, as the Java client does, so every later batch to that partition is
+          refused too: each append fails at once, for good;
+        - the sender task ends (aiokafka ends it on some producer-state errors): send()
+          still takes records that will never leave, and every append times out.
         Their records were never acknowledged; a new producer (a new producer id, sequences
         from zero) takes the appends from here.
         """
@@ -254,7 +254,7 @@ class KafkaLog:
             except Unavailable:
                 await _abort_producer(fresh)
                 raise
-            self._producer = fresh
+            self._producer, self._stale = fresh, None
             self._in_flight = InFlight(self.config.max_in_flight, self.config.max_in_flight_bytes)
         await _abort_producer(producer)
         return fresh
