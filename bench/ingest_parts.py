@@ -1,0 +1,91 @@
+"""Where single-event ingest spends its CPU: the bare endpoint, then each step towards
+Hutch's durable POST /api/telemetry (bench/ingest_parts_app.py), under the same gunicorn
+configuration and wrk load, alternately, in one run. Reports requests/s and server CPU µs
+per request (the server's whole process tree, from /proc) for each, and each step's cost.
+
+    .venv/bin/python -m bench.ingest_parts [--seconds 8] [--connections 256] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_app_secret,
+    free_port,
+    process,
+    wait_port,
+    wrk,
+    wrk_with_cpu,
+)
+
+SCRIPT = ROOT / "bench" / "post_event.lua"
+PARTS = ("bare", "shell", "handler", "durable")
+
+
+def run_part(part: str, workers: int, seconds: int, connections: int) -> dict[str, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
+        env = {
+            "HUTCH_DATA": str(Path(tmp) / "data"),
+            "HUTCH_BIND": f"127.0.0.1:{port}",
+            "HUTCH_WORKERS": str(workers),
+            "HUTCH_LOG_LEVEL": "WARNING",
+            "HUTCH_BENCH_PART": part,
+        }
+        load_env = {"HUTCH_BENCH_SECRET": bench_app_secret(env)}
+        module = "bench.bare_app:app" if part == "bare" else "bench.ingest_parts_app:app"
+        argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", module]
+        with process(argv, env) as server:
+            wait_port(port)
+            url = f"http://127.0.0.1:{port}/api/telemetry"
+            wrk(url, SCRIPT, seconds=2, connections=connections, env=load_env)
+            return wrk_with_cpu(
+                server.pid, url, SCRIPT, seconds=seconds, connections=connections, env=load_env
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {part: [] for part in PARTS}
+    for _ in range(args.rounds):
+        for part in PARTS:
+            runs[part].append(run_part(part, args.workers, args.seconds, args.connections))
+    rps = {part: statistics.median(r["rps"] for r in runs[part]) for part in PARTS}
+    cpu = {
+        part: statistics.median(r["server_cpu_us_per_request"] for r in runs[part])
+        for part in PARTS
+    }
+    steps = {
+        f"{before}->{after}_cpu_us": round(cpu[after] - cpu[before], 1)
+        for before, after in itertools.pairwise(PARTS)
+    }
+    print(
+        json.dumps(
+            {
+                "rps": {part: round(value) for part, value in rps.items()},
+                "ratio_to_bare": {part: round(rps[part] / rps["bare"], 3) for part in PARTS},
+                "cpu_us_per_request": {part: round(value, 1) for part, value in cpu.items()},
+                **steps,
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
