@@ -135,6 +135,29 @@ def wrk_with_cpu(root: int, url: str, script: Path, **options: Any) -> dict[str,
     return result
 
 
+def load_server(
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    script: Path,
+    *,
+    seconds: int,
+    connections: int,
+    load_env: dict[str, str] | None = None,
+    log: Path | None = None,
+    path: str = "/api/telemetry",
+) -> dict[str, float]:
+    """Start a server (`argv`, listening on `port`), warm it with 2 s of wrk, then measure
+    `seconds` of wrk with the server's CPU per request."""
+    with process(argv, env, log=log) as server:
+        wait_port(port)
+        url = f"http://127.0.0.1:{port}{path}"
+        wrk(url, script, seconds=2, connections=connections, env=load_env)
+        return wrk_with_cpu(
+            server.pid, url, script, seconds=seconds, connections=connections, env=load_env
+        )
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))

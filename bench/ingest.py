@@ -18,17 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    PYTHON,
-    ROOT,
-    bench_app_secret,
-    free_port,
-    fresh_topics,
-    process,
-    wait_port,
-    wrk,
-    wrk_with_cpu,
-)
+from bench.common import PYTHON, ROOT, bench_app_secret, free_port, fresh_topics, load_server
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
 
@@ -37,16 +27,7 @@ def run_bare(workers: int, seconds: int, connections: int) -> dict[str, float]:
     port = free_port()
     env = {"HUTCH_BIND": f"127.0.0.1:{port}", "HUTCH_WORKERS": str(workers)}
     argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", "bench.bare_app:app"]
-    with process(argv, env) as server:
-        wait_port(port)
-        wrk(f"http://127.0.0.1:{port}/api/telemetry", SCRIPT, seconds=2, connections=connections)
-        return wrk_with_cpu(
-            server.pid,
-            f"http://127.0.0.1:{port}/api/telemetry",
-            SCRIPT,
-            seconds=seconds,
-            connections=connections,
-        )
+    return load_server(argv, env, port, SCRIPT, seconds=seconds, connections=connections)
 
 
 def run_hutch(
@@ -63,16 +44,16 @@ def run_hutch(
         }
         if log_url:
             env["HUTCH_LOG"] = fresh_topics(log_url)
-        hutch = [PYTHON, "-m", "hutch"]
-        secret = bench_app_secret(env)
-        with process([*hutch, "ingest"], env, log=Path(tmp) / "ingest.log") as server:
-            wait_port(port)
-            load_env = {"HUTCH_BENCH_SECRET": secret}
-            url = f"http://127.0.0.1:{port}/api/telemetry"
-            wrk(url, SCRIPT, seconds=2, connections=connections, env=load_env)
-            return wrk_with_cpu(
-                server.pid, url, SCRIPT, seconds=seconds, connections=connections, env=load_env
-            )
+        return load_server(
+            [PYTHON, "-m", "hutch", "ingest"],
+            env,
+            port,
+            SCRIPT,
+            seconds=seconds,
+            connections=connections,
+            load_env={"HUTCH_BENCH_SECRET": bench_app_secret(env)},
+            log=Path(tmp) / "ingest.log",
+        )
 
 
 def main() -> None:

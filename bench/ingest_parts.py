@@ -15,16 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    PYTHON,
-    ROOT,
-    bench_app_secret,
-    free_port,
-    process,
-    wait_port,
-    wrk,
-    wrk_with_cpu,
-)
+from bench.common import PYTHON, ROOT, bench_app_secret, free_port, load_server
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
 PARTS = ("bare", "shell", "handler", "durable")
@@ -40,16 +31,17 @@ def run_part(part: str, workers: int, seconds: int, connections: int) -> dict[st
             "HUTCH_LOG_LEVEL": "WARNING",
             "HUTCH_BENCH_PART": part,
         }
-        load_env = {"HUTCH_BENCH_SECRET": bench_app_secret(env)}
         module = "bench.bare_app:app" if part == "bare" else "bench.ingest_parts_app:app"
         argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", module]
-        with process(argv, env) as server:
-            wait_port(port)
-            url = f"http://127.0.0.1:{port}/api/telemetry"
-            wrk(url, SCRIPT, seconds=2, connections=connections, env=load_env)
-            return wrk_with_cpu(
-                server.pid, url, SCRIPT, seconds=seconds, connections=connections, env=load_env
-            )
+        return load_server(
+            argv,
+            env,
+            port,
+            SCRIPT,
+            seconds=seconds,
+            connections=connections,
+            load_env={"HUTCH_BENCH_SECRET": bench_app_secret(env)},
+        )
 
 
 def main() -> None:
