@@ -60,13 +60,10 @@ async def supervise(
     while not stop.is_set():
         try:
             await start()
-        except asyncio.CancelledError:
+        except (Exception, asyncio.CancelledError):
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
-            log.exception("projector cancelled from inside; restarting", extra={"projector": name})
-            await asyncio.sleep(pause_s)
-        except Exception:
             log.exception("projector failed; restarting", extra={"projector": name})
             await asyncio.sleep(pause_s)
 
