@@ -9,10 +9,12 @@ request only once it is durable in the log; spans/s = requests/s x spans per req
 
 Projector: N export requests appended to a fresh SQLite log, then the otel_traces runner
 (poll, decode, flatten, insert with deduplication tokens, commit) until every span is in
-chDB; and, as its ceiling, chDB inserting the same rows already flattened.
+chDB; and, as its ceiling, chDB inserting the same rows already flattened (RowBinary from
+the compiled transform, or columns from the Python one when it was not built). Each
+transform alone is timed too.
 
     .venv/bin/python -m bench.otlp [--seconds 10] [--connections 64] [--rounds 2]
-                                    [--requests 2000] [--batch 200] [--skip-ingest]
+                                    [--requests 2000] [--batch 500] [--skip-ingest]
                                     [--skip-projector]
 """
 
@@ -43,6 +45,7 @@ from bench.common import (
     wait_port,
     wrk,
 )
+from hutch.runtime import OTLP_BATCH_RECORDS
 
 SCRIPT = ROOT / "bench" / "post_otlp.lua"
 COLLECTOR = ROOT / "bench" / "out" / "otelcol-hutch-bench"
@@ -172,8 +175,8 @@ def body_size(args: argparse.Namespace) -> int:
 
 
 async def project(args: argparse.Namespace) -> dict[str, Any]:
-    from projections.otel_traces import TRACES, OtelTracesProjection
-    from projections.runner import AnalyticsRunner, ensure_tables, group_name
+    from projections.otel_traces import COMPILED, TRACES, OtelTracesProjection
+    from projections.runner import AnalyticsRunner, ensure_tables, group_name, write_rows
     from schemas.envelope import PROTOBUF, new_envelope
     from storage.analytics.chdb import ChdbAnalytics
     from storage.log.sqlite import SQLiteLog
@@ -200,18 +203,25 @@ async def project(args: argparse.Namespace) -> dict[str, Any]:
         ensure_tables(analytics, projection)
 
         records = log.read_sync("otlp.traces", 0, args.requests)
+        chunks = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+        transform_s = {}
+        for name, compiled in (("python", False), ("compiled", True)):
+            if compiled and not COMPILED:
+                continue
+            transform = OtelTracesProjection(30, compiled=compiled).transform
+            started = time.perf_counter()
+            blocks = [transform(chunk) for chunk in chunks]
+            transform_s[name] = time.perf_counter() - started
+        # The ceiling: the engine inserting the rows the projector's transform made (the
+        # last `blocks`), into a copy of each table, nothing else running.
+        for table in projection.tables:
+            analytics.execute(f"CREATE TABLE ceiling_{table} AS {table}")
         started = time.perf_counter()
-        blocks = [
-            projection.transform(records[i : i + args.batch])
-            for i in range(0, len(records), args.batch)
-        ]
-        transform_s = time.perf_counter() - started
-        analytics.execute(f"CREATE TABLE ceiling AS {TRACES}")
-        started = time.perf_counter()
-        for block in blocks:
-            analytics.insert("ceiling", block[TRACES])
+        for chunk, block in zip(chunks, blocks, strict=True):
+            ceiling = {f"ceiling_{table}": rows for table, rows in block.items()}
+            write_rows(analytics, _Renamed(projection), chunk, ceiling)
         ceiling_s = time.perf_counter() - started
-        del blocks, records
+        del blocks, records, chunks
 
         consumer = log.consumer(group_name(projection), projection.topics)
         runner = AnalyticsRunner(projection, consumer, analytics, batch=args.batch, linger_s=0.0)
@@ -220,65 +230,29 @@ async def project(args: argparse.Namespace) -> dict[str, Any]:
             return int(analytics.query(f"SELECT count() FROM {TRACES}").rows[0][0]) >= spans
 
         projector_s = await run_until(runner.run, caught_up, 0.02)
-        records = log.read_sync("otlp.traces", 0, args.requests)
-        sql_path = measure_sql_path(analytics, records, args, Path(tmp) / "spool.bin")
+        except_ceiling = f"SELECT * FROM {TRACES} EXCEPT SELECT * FROM ceiling_{TRACES}"
+        differing = int(analytics.query(f"SELECT count() FROM ({except_ceiling})").rows[0][0])
         analytics.close()
         await log.close()
     return {
-        "sql_path_prototype": sql_path,
+        "transform": "compiled" if COMPILED else "python (the compiled one was not built)",
         "requests": args.requests,
         "spans": spans,
         "batch_records": args.batch,
         "projector_spans_per_s": round(spans / projector_s),
-        "transform_only_spans_per_s": round(spans / transform_s),
+        "transform_only_spans_per_s": {k: round(spans / v) for k, v in transform_s.items()},
         "insert_only_spans_per_s": round(spans / ceiling_s),
         "ratio_to_insert_only": round(ceiling_s / projector_s, 3),
+        "rows_differing_from_insert_only": differing,
     }
 
 
-def measure_sql_path(
-    analytics: Any, records: list[Any], args: argparse.Namespace, spool: Path
-) -> dict[str, Any]:
-    """bench/otlp_sql_path.py on the same records, into copies of the two tables; and
-    whether its rows equal the Python projection's."""
-    from bench import otlp_sql_path
+class _Renamed:
+    """The projection writing into the ceiling_ copies of its tables."""
 
-    spans_table, lookup_table = "sql_otel_traces", "sql_otel_traces_trace_id_ts"
-    analytics.execute(f"CREATE TABLE {spans_table} AS otel_traces")
-    analytics.execute(f"CREATE TABLE {lookup_table} AS otel_traces_trace_id_ts")
-    # chDB caches a schema given as text in __cache__/ under the working directory.
-    here = Path.cwd()
-    os.chdir(spool.parent)
-    started = time.perf_counter()
-    framing_s = 0.0
-    for i in range(0, len(records), args.batch):
-        framed = time.perf_counter()
-        chunk = records[i : i + args.batch]
-        spool.write_bytes(otlp_sql_path.frame(chunk))
-        framing_s += time.perf_counter() - framed
-        for n, (sql, params) in enumerate(
-            otlp_sql_path.statements(str(spool), (spans_table, lookup_table))
-        ):
-            token = f"sql:{n}:{chunk[0].offset}-{chunk[-1].offset}"
-            settings = {**otlp_sql_path.SETTINGS, "insert_deduplication_token": token}
-            analytics.query(sql, params, settings=settings)
-    total_s = time.perf_counter() - started
-    os.chdir(here)
-    spans = len(records) * args.spans
-
-    def differing(a: str, b: str) -> int:
-        sql = f"SELECT count() FROM (SELECT * FROM {a} EXCEPT SELECT * FROM {b})"
-        return int(analytics.query(sql).rows[0][0])
-
-    return {
-        "spans_per_s": round(spans / total_s),
-        "python_framing_spans_per_s": round(spans / framing_s),
-        "rows": int(analytics.query(f"SELECT count() FROM {spans_table}").rows[0][0]),
-        "rows_differing_from_python_projection": differing(spans_table, "otel_traces")
-        + differing("otel_traces", spans_table),
-        "lookup_rows_differing": differing(lookup_table, "otel_traces_trace_id_ts")
-        + differing("otel_traces_trace_id_ts", lookup_table),
-    }
+    def __init__(self, projection: Any) -> None:
+        self.name = projection.name
+        self.tables = tuple(f"ceiling_{table}" for table in projection.tables)
 
 
 def main() -> None:
@@ -292,7 +266,12 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=100, help="spans per export request")
     parser.add_argument("--attributes", type=int, default=10, help="attributes per span")
     parser.add_argument("--requests", type=int, default=2000, help="export requests projected")
-    parser.add_argument("--batch", type=int, default=200, help="log records per projector batch")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=OTLP_BATCH_RECORDS,
+        help="log records per projector batch (default: as served)",
+    )
     parser.add_argument("--log", help="HUTCH_LOG for Hutch's ingest (default: embedded SQLite)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-projector", action="store_true")

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from schemas.events import Topic
-from storage.analytics.protocol import EngineInsert
+from storage.analytics.protocol import EngineInsert, RowBinary
 from storage.log import Record
 from storage.log.protocol import JsonBatch
 
 Columns = dict[str, list[Any]]
 """Column name -> values, all lists of one length: one block for Analytics.insert."""
 
-Rows = dict[str, Columns]
-"""Table name -> its columns for this batch. Tables with no rows may be left out."""
+Rows = dict[str, Columns | RowBinary]
+"""Table name -> its rows for this batch: columns, or rows the transform encoded itself.
+Tables with no rows may be left out."""
 
 
 class AnalyticsProjection(Protocol):

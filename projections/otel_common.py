@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from google.protobuf.message import Message
-
-from ingest.otlp_codec import BadRequest, UnsupportedMediaType, decode_request
+from ingest.otlp_codec import BadRequest, UnsupportedMediaType
 from ingest.otlp_rules import Signal
 from storage.log import Record
 
@@ -160,13 +158,14 @@ def _go_string(text: str) -> str:
 
 
 Row = TypeVar("Row")
+Request = TypeVar("Request")
 
 
 def decoded(
     records: Sequence[Record],
     signal: Signal,
-    flatten: Callable[[Message, str], list[Row]],
-    decode: Callable[[Signal, bytes, str], Message] = decode_request,
+    flatten: Callable[[Request, str], list[Row]],
+    decode: Callable[[Signal, bytes, str], Request],
 ) -> list[Row]:
     """flatten(request, app) for each record, in order; a record that cannot be decoded or
     flattened is logged with its position and skipped, never raised."""

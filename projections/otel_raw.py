@@ -89,22 +89,24 @@ def decode_raw(signal: Signal, payload: bytes, content_type: str) -> Message:
         raise BadRequest(f"the stored body is not a valid {name}: {exc}") from None
 
 
+def key_value(raw: bytes) -> tuple[str, str]:
+    """An encoded KeyValue's (key, AsString(value)). Raises DecodeError."""
+    pair = _cache.get(raw)
+    if pair is None:
+        kv = KeyValue.FromString(raw)
+        pair = (kv.key, value_string(kv.value))
+        if len(_cache) >= CACHE_LIMIT:
+            _cache.clear()
+        _cache[raw] = pair
+    return pair
+
+
 def raw_attributes(encoded: list[bytes]) -> dict[str, str]:
     """Encoded KeyValues as Map(String, String), as otel_common.attributes() gives them:
     values by AsString(), the last of a repeated key wins, keys sorted."""
     if not encoded:
         return {}
-    cache = _cache
-    pairs = []
-    for raw in encoded:
-        pair = cache.get(raw)
-        if pair is None:
-            kv = KeyValue.FromString(raw)
-            pair = (kv.key, value_string(kv.value))
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            cache[raw] = pair
-        pairs.append(pair)
+    pairs = [key_value(raw) for raw in encoded]
     if len(pairs) == 1:
         return dict(pairs)
     pairs.sort(key=_key)  # stable: of a repeated key, the last one stays last, and wins

@@ -6,16 +6,22 @@ into each table itself, with its own deduplication token, so this projection com
 lookup rows (first and last span start per trace) for the batch instead. The lookup table
 is a plain MergeTree as the exporter's is: a trace spread over two batches has two rows,
 and readers take min(Start), max(End).
+
+Two transforms give the same rows: `flatten` in Python, and the compiled one
+(projections/otel_spans_rowbinary.c, built by setup.py where a C compiler is present), which
+reads the protobuf and writes the spans as RowBinary ~15 times faster. The projection runs the
+compiled one when it was built (`COMPILED`); tests hold the two to the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf.message import Message
 
-from ingest.otlp_rules import span_problem
+from ingest.otlp_codec import BadRequest, decode_request, encoding_of
+from ingest.otlp_rules import Signal, span_problem
 from projections.base import Rows
 from projections.otel_common import (
     attributes,
@@ -25,10 +31,25 @@ from projections.otel_common import (
     decoded,
     hex_id,
 )
-from projections.otel_raw import decode_raw, raw_attributes
+from projections.otel_raw import decode_raw, key_value, raw_attributes
 from schemas.clickhouse import load
+from schemas.envelope import PROTOBUF
 from schemas.events import Topic
+from storage.analytics.protocol import RowBinary
 from storage.log import Record
+
+Encoded = tuple[bytes, int, list[tuple[str, int, int]]]
+"""The compiled transform's rows of one request: RowBinary, how many, and each trace's
+(hex id, first start, last start) in nanoseconds."""
+
+compiled_rows: Callable[[bytes, str, Callable[[bytes], str]], Encoded | None] | None
+sorted_rows: Callable[[bytes, int], bytes] | None
+try:
+    from projections.otel_spans_rowbinary import rows as compiled_rows
+    from projections.otel_spans_rowbinary import sorted_rows
+except ImportError:  # installed without a C compiler
+    compiled_rows = sorted_rows = None
+COMPILED = compiled_rows is not None
 
 TRACES = "otel_traces"
 TRACE_ID_TS = "otel_traces_trace_id_ts"
@@ -59,6 +80,23 @@ COLUMNS = (
     "Links.Attributes",
 )
 TRACE_ID_TS_COLUMNS = ("App", "TraceId", "Start", "End")
+
+_MAP = "Map(String, String)"
+_NOT_STRINGS = {
+    "Timestamp": "DateTime64(9)",
+    "ResourceAttributes": _MAP,
+    "SpanAttributes": _MAP,
+    "Duration": "UInt64",
+    "Events.Timestamp": "Array(DateTime64(9))",
+    "Events.Name": "Array(String)",
+    "Events.Attributes": f"Array({_MAP})",
+    "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)",
+    "Links.TraceState": "Array(String)",
+    "Links.Attributes": f"Array({_MAP})",
+}
+ROW_BINARY_TYPES = tuple(_NOT_STRINGS.get(column, "String") for column in COLUMNS)
+"""How the compiled transform encodes each of COLUMNS."""
 
 # pdata's SpanKind.String() and StatusCode.String(), which the exporter writes.
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -136,25 +174,85 @@ def flatten(request: Message, app: str) -> list[tuple[Any, ...]]:
 
 
 def transform(records: Sequence[Record]) -> Rows:
+    """The Python transform: rows as columns."""
     rows = decoded(records, "traces", flatten, decode_raw)
     if not rows:
         return {}
     bounds: dict[tuple[str, str], list[int]] = {}
     for row in rows:
-        key = (row[0], row[2])
-        seen = bounds.get(key)
-        if seen is None:
-            bounds[key] = [row[_START], row[_START]]
-        else:
-            seen[0] = min(seen[0], row[_START])
-            seen[1] = max(seen[1], row[_START])
+        _widen(bounds, (row[0], row[2]), row[_START], row[_START])
     spans = columns(COLUMNS, rows)
     spans["Timestamp"] = [datetime64_9(nanos) for nanos in spans["Timestamp"]]
-    lookup = [
+    return {TRACES: spans, TRACE_ID_TS: _lookup(bounds)}
+
+
+def transform_compiled(records: Sequence[Record]) -> Rows:
+    """The compiled transform: the same rows, the spans as RowBinary."""
+    encoded = decoded(records, "traces", _encode, _protobuf)
+    count = sum(spans for _, (_, spans, _) in encoded)
+    if count == 0:
+        return {}
+    bounds: dict[tuple[str, str], list[int]] = {}
+    for app, (_, _, traces) in encoded:
+        for trace_id, first, last in traces:
+            _widen(bounds, (app, trace_id), first, last)
+    assert sorted_rows is not None
+    # In the table's order: the engine checks whether a block is sorted before sorting it,
+    # and inserts a sorted one about a quarter faster.
+    data = sorted_rows(b"".join(rows for _, (rows, _, _) in encoded), count)
+    return {
+        TRACES: RowBinary(COLUMNS, ROW_BINARY_TYPES, data, count),
+        TRACE_ID_TS: _lookup(bounds),
+    }
+
+
+def _widen(
+    bounds: dict[tuple[str, str], list[int]], key: tuple[str, str], first: int, last: int
+) -> None:
+    seen = bounds.get(key)
+    if seen is None:
+        bounds[key] = [first, last]
+    else:
+        seen[0] = min(seen[0], first)
+        seen[1] = max(seen[1], last)
+
+
+def _lookup(bounds: dict[tuple[str, str], list[int]]) -> dict[str, list[Any]]:
+    rows = [
         (app, trace_id, datetime_seconds(first), datetime_seconds(last))
         for (app, trace_id), (first, last) in bounds.items()
     ]
-    return {TRACES: spans, TRACE_ID_TS: columns(TRACE_ID_TS_COLUMNS, lookup)}
+    return columns(TRACE_ID_TS_COLUMNS, rows)
+
+
+def _protobuf(signal: Signal, payload: bytes, content_type: str) -> bytes:
+    """A stored request as protobuf bytes for the compiled transform."""
+    if encoding_of(content_type) == "protobuf":
+        return payload
+    return _canonical(signal, payload, content_type)
+
+
+def _canonical(signal: Signal, payload: bytes, content_type: str) -> bytes:
+    """The request as upb reads it, encoded again: merged messages, no unknown fields, which
+    the compiled transform always decodes. Raises BadRequest as decode_request does."""
+    request = decode_request(signal, payload, content_type)
+    request.DiscardUnknownFields()
+    return request.SerializeToString()
+
+
+def _encode(payload: bytes, app: str) -> list[tuple[str, Encoded]]:
+    assert compiled_rows is not None
+    encoded = compiled_rows(payload, app, _value_text)
+    if encoded is None:  # an encoding it leaves to upb
+        encoded = compiled_rows(_canonical("traces", payload, PROTOBUF), app, _value_text)
+    if encoded is None:
+        raise BadRequest("attribute values nested too deeply for the compiled transform")
+    return [(app, encoded)]
+
+
+def _value_text(raw: bytes) -> str:
+    """AsString() of an encoded KeyValue's value (a double, bytes, an array or a map)."""
+    return key_value(raw)[1]
 
 
 class OtelTracesProjection:
@@ -162,11 +260,15 @@ class OtelTracesProjection:
     topics: tuple[Topic, ...] = ("otlp.traces",)
     tables: tuple[str, ...] = (TRACES, TRACE_ID_TS)
 
-    def __init__(self, retention_days: int) -> None:
+    def __init__(self, retention_days: int, *, compiled: bool = COMPILED) -> None:
+        """`compiled=False` runs the Python transform even where the compiled one was built."""
+        if compiled and not COMPILED:
+            raise RuntimeError("projections.otel_spans_rowbinary was not built")
         self._retention_days = retention_days
+        self._transform = transform_compiled if compiled else transform
 
     def ddl(self) -> list[str]:
         return [load(table, retention_days=self._retention_days) for table in self.tables]
 
     def transform(self, records: Sequence[Record]) -> Rows:
-        return transform(records)
+        return self._transform(records)

@@ -9,6 +9,11 @@ A crash after 2 and before 3 makes the consumer deliver exactly that span again 
 (step 1), the rows come out the same (transforms are pure), the tokens are the same, and
 ClickHouse drops the repeated blocks: no duplicates and nothing lost.
 
+The records of a span are transformed and inserted in PARTS parts at once (each part's
+rows one block per table, its token naming the part's own range): one insert keeps one
+core busy, and the engine is what bounds a projector. The split depends only on the span's
+records, so a span delivered again is split the same way and gets the same tokens.
+
 Two ways to the rows: records polled as Python objects and `projection.transform`, or, when
 the projection can run its transform in the engine and the log can deliver JSON lines
 (EngineProjection, JsonConsumer), the lines handed to the engine as they are. Both give the
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +34,7 @@ from typing import NamedTuple, cast
 from hutch.metrics import LAG, PROJECTED
 from projections.base import AnalyticsProjection, EngineProjection, Rows
 from storage.analytics import Analytics
+from storage.analytics.protocol import RowBinary
 from storage.errors import BadQuery, Unavailable
 from storage.log import Consumer, EventLog, Position, Record
 from storage.log.protocol import JsonBatch, JsonConsumer, Span, chunks, span_of
@@ -36,6 +43,9 @@ log = logging.getLogger(__name__)
 
 RETRY_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 LAG_EVERY_S = 1.0
+PARTS = 2
+"""Inserts of one span in flight at once. A constant, not a setting: a span replayed after a
+crash must be split as it was before, or its tokens would differ."""
 
 
 def group_name(projection: AnalyticsProjection) -> str:
@@ -49,12 +59,14 @@ def write_rows(
     span = span_of(chunk)
     written = 0
     for table in projection.tables:
-        columns = rows.get(table)
-        if not columns:
+        block = rows.get(table)
+        if not block:
             continue
-        written += analytics.insert(
-            table, columns, dedup_token=dedup_token(projection, table, span)
-        )
+        token = dedup_token(projection, table, span)
+        if isinstance(block, RowBinary):
+            written += analytics.insert_row_binary(table, block, dedup_token=token)
+        else:
+            written += analytics.insert(table, block, dedup_token=token)
     return written
 
 
@@ -128,12 +140,23 @@ def ensure_tables(analytics: Analytics, projection: AnalyticsProjection) -> None
         analytics.execute(statement)
 
 
+def parts(chunk: Sequence[Record], count: int = PARTS) -> list[Sequence[Record]]:
+    """A chunk cut into `count` contiguous parts as even as can be (fewer if it is short)."""
+    count = max(1, min(count, len(chunk)))
+    size, extra = divmod(len(chunk), count)
+    cuts = [0]
+    for n in range(count):
+        cuts.append(cuts[-1] + size + (1 if n < extra else 0))
+    return [chunk[a:b] for a, b in itertools.pairwise(cuts)]
+
+
 class _Piece(NamedTuple):
     """One topic-partition span of a poll, ready to be written."""
 
     span: Span
     records: int
-    write: Callable[[], object]
+    writes: tuple[Callable[[], object], ...]
+    """Run at once, each in a thread: the inserts of the span's parts."""
 
 
 class AnalyticsRunner:
@@ -197,12 +220,15 @@ class AnalyticsRunner:
                 _Piece(
                     span_of(chunk),
                     len(chunk),
-                    functools.partial(
-                        write_rows,
-                        self.analytics,
-                        self.projection,
-                        chunk,
-                        self.projection.transform(chunk),
+                    tuple(
+                        functools.partial(
+                            write_rows,
+                            self.analytics,
+                            self.projection,
+                            part,
+                            self.projection.transform(part),
+                        )
+                        for part in parts(chunk)
                     ),
                 )
                 for chunk in chunks(records)
@@ -223,7 +249,7 @@ class AnalyticsRunner:
                 _Piece(
                     batch.span,
                     batch.records,
-                    functools.partial(write_in_engine, self.analytics, projection, batch),
+                    (functools.partial(write_in_engine, self.analytics, projection, batch),),
                 )
                 for batch in await consumer.poll_json(self.batch, 1.0)
             ]
@@ -233,7 +259,12 @@ class AnalyticsRunner:
     async def _write(self, batch: list[_Piece], stop: asyncio.Event) -> None:
         for piece in batch:
             await self.consumer.begin([piece.span])
-            await write_with_retries(piece.write, self.projection.name, piece.span, stop)
+            await asyncio.gather(
+                *(
+                    write_with_retries(write, self.projection.name, piece.span, stop)
+                    for write in piece.writes
+                )
+            )
             await self.consumer.commit([piece.span])
             PROJECTED.labels(self.projection.name).inc(piece.records)
 

@@ -39,7 +39,8 @@ def test_a_spool_file_that_cannot_be_written_is_retryable(tmp_path: Path) -> Non
 
 def test_spool_files_left_by_a_crash_are_removed_at_start(tmp_path: Path) -> None:
     ChdbAnalytics(tmp_path / "clickhouse").close()
-    left = tmp_path / "clickhouse" / "spool" / "0123.jsonl"
-    left.write_bytes(b'{"i": 1}')
+    spool = tmp_path / "clickhouse" / "spool"
+    (spool / "0123.spool").write_bytes(b'{"i": 1}')
+    (spool / "4567.jsonl").write_bytes(b'{"i": 1}')  # named as versions before 2026-12 did
     ChdbAnalytics(tmp_path / "clickhouse").close()
-    assert not left.exists()
+    assert list(spool.iterdir()) == []

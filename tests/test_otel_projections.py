@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,16 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from projections.base import AnalyticsProjection
+from projections.base import AnalyticsProjection, Columns
 from projections.otel_logs import OtelLogsProjection
 from projections.otel_metrics import OtelMetricsProjection
-from projections.otel_traces import OtelTracesProjection
+from projections.otel_traces import COMPILED, OtelTracesProjection
+from projections.runner import ensure_tables, write_rows
 from schemas.envelope import JSON
+from storage.analytics.chdb import ChdbAnalytics
+from storage.analytics.protocol import RowBinary
+from storage.log import Record
+from tests.conftest import IN_CI
 from tests.otlp_builders import (
     SPAN_ID,
     T0,
@@ -51,6 +56,7 @@ from tests.otlp_builders import (
     span,
     traces,
 )
+from tests.rowbinary import read_columns
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -64,8 +70,32 @@ def _rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 # --- traces -------------------------------------------------------------------------------
 
+TracesTransform = Callable[[list[Record]], dict[str, Columns]]
 
-def test_span_rows_follow_the_exporter() -> None:
+
+@pytest.fixture(params=["python", "compiled"])
+def traces_transform(request: pytest.FixtureRequest) -> TracesTransform:
+    """The otel_traces transform, each of the two, with RowBinary read back into columns:
+    every traces test below holds both to the same rows."""
+    compiled = request.param == "compiled"
+    if compiled and not COMPILED:
+        message = "projections.otel_spans_rowbinary was not built (no C compiler?)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    projection = OtelTracesProjection(30, compiled=compiled)
+
+    def transform(records: list[Record]) -> dict[str, Columns]:
+        rows = projection.transform(records)
+        return {
+            table: read_columns(block) if isinstance(block, RowBinary) else block
+            for table, block in rows.items()
+        }
+
+    return transform
+
+
+def test_span_rows_follow_the_exporter(traces_transform: TracesTransform) -> None:
     request = traces(
         span(
             1,
@@ -107,7 +137,7 @@ def test_span_rows_follow_the_exporter() -> None:
     )
     request.resource_spans[0].resource.attributes.append(kv("host.name", "web-1"))
     payload = request.SerializeToString()
-    rows = OtelTracesProjection(30).transform([record("otlp.traces.v1", payload)])
+    rows = traces_transform([record("otlp.traces.v1", payload)])
 
     spans = _rows(rows["otel_traces"])
     first, second = spans
@@ -159,22 +189,23 @@ def test_span_rows_follow_the_exporter() -> None:
     ]
 
 
-def test_rejected_spans_are_dropped_and_json_records_give_the_same_rows() -> None:
+def test_rejected_spans_are_dropped_and_json_records_give_the_same_rows(
+    traces_transform: TracesTransform,
+) -> None:
     request = traces(span(1), span(2, trace_id=bytes(16)), span(3, span_id=b"\x01"))
-    projection = OtelTracesProjection(30)
-    from_protobuf = projection.transform([record("otlp.traces.v1", request.SerializeToString())])
-    from_json = projection.transform(
+    from_protobuf = traces_transform([record("otlp.traces.v1", request.SerializeToString())])
+    from_json = traces_transform(
         [record("otlp.traces.v1", orjson.dumps(otlp_json(request)), content_type=JSON)]
     )
     assert from_protobuf["otel_traces"]["SpanId"] == ["0000000000000001"]
     assert from_json == from_protobuf
 
 
-def test_trace_lookup_spans_the_batch_per_app_and_trace() -> None:
+def test_trace_lookup_spans_the_batch_per_app_and_trace(traces_transform: TracesTransform) -> None:
     early = traces(span(1, start_time_unix_nano=T0))
     late = traces(span(2, start_time_unix_nano=T0 + 90_000_000_000))
     other = traces(span(3, trace_id=b"\x01" * 16))
-    rows = OtelTracesProjection(30).transform(
+    rows = traces_transform(
         [
             record("otlp.traces.v1", late.SerializeToString(), offset=0),
             record("otlp.traces.v1", early.SerializeToString(), offset=1),
@@ -187,7 +218,9 @@ def test_trace_lookup_spans_the_batch_per_app_and_trace() -> None:
     ]
 
 
-def test_undecodable_record_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_undecodable_record_is_skipped_and_logged(
+    traces_transform: TracesTransform, caplog: pytest.LogCaptureFixture
+) -> None:
     good = traces(span(1)).SerializeToString()
     batch = [
         record("otlp.traces.v1", b"\x0a\xff\xff", offset=7),
@@ -195,10 +228,10 @@ def test_undecodable_record_is_skipped_and_logged(caplog: pytest.LogCaptureFixtu
         record("otlp.traces.v1", b"{broken", offset=9, content_type=JSON),
     ]
     with caplog.at_level(logging.ERROR):
-        rows = OtelTracesProjection(30).transform(batch)
+        rows = traces_transform(batch)
     assert rows["otel_traces"]["SpanId"] == ["0000000000000001"]
     assert sorted(r.offset for r in caplog.records if hasattr(r, "offset")) == [7, 9]
-    assert OtelTracesProjection(30).transform([batch[0]]) == {}
+    assert traces_transform([batch[0]]) == {}
 
 
 # --- logs ---------------------------------------------------------------------------------
@@ -434,41 +467,26 @@ def test_metric_rows_go_to_their_tables() -> None:
 
 
 @pytest.fixture
-def chdb(tmp_path: Path) -> Iterator[Any]:
-    """A chDB session in a fresh directory, closed afterwards (one path per process at a time).
-
-    Inserts go as the chDB adapter sends them: INSERT ... FORMAT JSONColumns with orjson.
-    """
-    from chdb import session
-
-    store = session.Session(str(tmp_path / "clickhouse"))  # type: ignore[no-untyped-call]
+def chdb(tmp_path: Path) -> Iterator[ChdbAnalytics]:
+    """The chDB adapter in a fresh directory, closed afterwards (one path per process)."""
+    store = ChdbAnalytics(tmp_path / "clickhouse")
     yield store
-    store.close()  # type: ignore[no-untyped-call]
+    store.close()
 
 
-def _insert(store: Any, table: str, columns: dict[str, list[Any]], token: str) -> None:
-    names = ", ".join(f"`{name}`" for name in columns)
-    store.query(
-        f"INSERT INTO {table} ({names}) SETTINGS insert_deduplication_token = '{token}' "
-        "FORMAT JSONColumns " + orjson.dumps(columns).decode(),
-        "Null",
-    )
+def _query(store: ChdbAnalytics, sql: str) -> list[list[Any]]:
+    return store.query(sql).rows
 
 
-def _query(store: Any, sql: str) -> list[list[Any]]:
-    return list(orjson.loads(store.query(sql, "JSONCompact").bytes())["data"])
+def _load(store: ChdbAnalytics, projection: AnalyticsProjection, records: list[Record]) -> None:
+    """Write the records' rows as the runner does, twice: a retried insert (same tokens)
+    adds nothing."""
+    for _ in range(2):
+        ensure_tables(store, projection)  # IF NOT EXISTS: running it again is harmless
+        write_rows(store, projection, records, projection.transform(records))
 
 
-def _load(store: Any, projection: AnalyticsProjection, records: list[Any]) -> None:
-    for statement in projection.ddl():
-        store.query(statement)
-        store.query(statement)  # IF NOT EXISTS: running it again is harmless
-    for table, columns in projection.transform(records).items():
-        for _ in range(2):  # a retried insert with the same token adds nothing
-            _insert(store, table, columns, f"{projection.name}:{table}:0-{len(records)}")
-
-
-def test_projected_rows_load_into_chdb_and_answer_dashboard_queries(chdb: Any) -> None:
+def test_projected_rows_load_into_chdb_and_answer_dashboard_queries(chdb: ChdbAnalytics) -> None:
     # Recent times: rows past the table TTL would be dropped as soon as they are merged.
     now = (time.time_ns() // 1_000_000_000 - 3600) * 1_000_000_000
     at = now + 123_456_789

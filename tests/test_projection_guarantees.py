@@ -4,6 +4,7 @@ offset commit shows no duplicate and loses nothing, and a replay rebuilds the sa
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,23 @@ import orjson
 import pytest
 
 from hutch.runtime import Runtime, supervise
-from projections.runner import AnalyticsRunner, chunks, ensure_tables, group_name, write_rows
+from projections.otel_traces import OtelTracesProjection
+from projections.runner import (
+    AnalyticsRunner,
+    chunks,
+    ensure_tables,
+    group_name,
+    parts,
+    write_rows,
+)
 from projections.telemetry import TABLE, TelemetryProjection
-from schemas.envelope import new_envelope
+from schemas.envelope import PROTOBUF, new_envelope
 from storage.analytics.chdb import ChdbAnalytics
 from storage.log import spans_of
 from storage.log.sqlite import SQLiteLog
 from tests.conftest import make_settings
 from tests.helpers import hutch
+from tests.otlp_builders import span, traces
 
 ROWS = (
     f"SELECT toString(id), app, toString(kind), version, bits, received_at FROM {TABLE} ORDER BY id"
@@ -73,6 +83,60 @@ async def test_crash_between_write_and_commit_leaves_no_duplicates(tmp_path: Pat
     analytics.close()
     await log.close()
     assert [int(v) for v in result.rows[0]] == [380, 380]
+
+
+async def test_crash_after_some_parts_of_a_span_leaves_no_duplicates(tmp_path: Path) -> None:
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    analytics = ChdbAnalytics(tmp_path / "clickhouse")
+    projection = OtelTracesProjection(30)
+    ensure_tables(analytics, projection)
+    now = time.time_ns()  # within the table's TTL
+    requests = [
+        traces(*(span(n * 10 + i, start_time_unix_nano=now) for i in range(10)))
+        for n in range(1, 41)
+    ]
+    envelopes = [
+        new_envelope(
+            "otlp.traces.v1", r.SerializeToString(), key="demo", app="demo", content_type=PROTOBUF
+        )
+        for r in requests
+    ]
+    await log.append("otlp.traces", envelopes)
+    group = group_name(projection)
+
+    # A projector writes the first part of a span's rows, then dies.
+    consumer = log.consumer(group, projection.topics)
+    await consumer.start()
+    (chunk,) = chunks(await consumer.poll(30, 5))
+    await consumer.begin(spans_of(chunk))
+    first, *_ = parts(chunk)
+    write_rows(analytics, projection, first, projection.transform(first))
+    await consumer.close()
+    assert int(analytics.query("SELECT count() FROM otel_traces").rows[0][0]) == 150
+
+    stop = asyncio.Event()
+    runner = AnalyticsRunner(
+        projection, log.consumer(group, projection.topics), analytics, batch=1000, linger_s=0.01
+    )
+    task = asyncio.create_task(runner.run(stop))
+    for _ in range(200):
+        if int(analytics.query("SELECT count() FROM otel_traces").rows[0][0]) >= 400:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    result = analytics.query("SELECT count(), uniqExact(SpanId) FROM otel_traces")
+    analytics.close()
+    await log.close()
+    assert [int(v) for v in result.rows[0]] == [400, 400]
+
+
+def test_a_span_is_cut_into_the_same_even_parts_every_time() -> None:
+    chunk = list(range(7))
+    assert parts(chunk) == [[0, 1, 2, 3], [4, 5, 6]]
+    assert parts(chunk, 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert parts([5]) == [[5]]
 
 
 async def _project_live(settings: Any, count: int) -> list[list[Any]]:

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +26,9 @@ import chdb
 import orjson
 
 from storage.analytics.params import format_params
-from storage.analytics.protocol import EngineInsert, QueryResult
+from storage.analytics.protocol import EngineInsert, QueryResult, RowBinary
 from storage.analytics.sql import (
+    ONE_BLOCK_SETTINGS,
     PING_SQL,
     UNAVAILABLE_CODES,
     block_rows,
@@ -63,7 +64,7 @@ class ChdbAnalytics:
         self._path = str(path)
         self._spool = path / "spool"
         self._spool.mkdir(exist_ok=True)
-        for left in self._spool.glob("*.jsonl"):  # by a process that died mid-insert
+        for left in self._spool.iterdir():  # by a process that died mid-insert
             left.unlink(missing_ok=True)
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._created = 0
@@ -120,20 +121,41 @@ class ChdbAnalytics:
     def insert_json(
         self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
     ) -> int:
-        # chDB has no input() for data passed with a query: the engine reads the lines from a
-        # file of their own, removed once the statement ends.
-        spool = self._spool / f"{uuid.uuid4().hex}.jsonl"
-        try:
-            try:
-                spool.write_bytes(lines)
-            except OSError as exc:  # a full disk may clear: the runner retries the same span
-                raise Unavailable(f"analytics spool file: {exc}") from exc
-            source = f"file({quoted(str(spool))}, 'JSONEachRow', {quoted(insert.structure)})"
+        with self._spooled(lines) as spool:
+            source = f"file({quoted(spool)}, 'JSONEachRow', {quoted(insert.structure)})"
             sql = insert_select_statement(insert, source)
             settings = engine_insert_settings(insert, dedup_token)
             return self._execute(
                 sql + settings_clause(settings), "Null", insert.params, _rows_written
             )
+
+    def insert_row_binary(
+        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+    ) -> int:
+        if block.rows == 0:
+            return 0
+        names = ", ".join(f"`{c}`" for c in block.columns)
+        with self._spooled(block.data) as spool:
+            # file() rather than FROM INFILE: the engine reads it twice as fast.
+            source = f"file({quoted(spool)}, 'RowBinary', {quoted(block.structure)})"
+            settings = dict(ONE_BLOCK_SETTINGS)
+            if dedup_token is not None:
+                settings["insert_deduplication_token"] = dedup_token
+            sql = f"INSERT INTO {table} ({names}) SELECT * FROM {source}"
+            self._run(sql + settings_clause(settings), "Null")
+        return block.rows
+
+    @contextlib.contextmanager
+    def _spooled(self, data: bytes) -> Iterator[str]:
+        """The path of a file holding `data` for one statement, removed once it ends: chDB
+        has no input() for data passed with a query, nor a query that is not text."""
+        spool = self._spool / f"{uuid.uuid4().hex}.spool"
+        try:
+            try:
+                spool.write_bytes(data)
+            except OSError as exc:  # a full disk may clear: the runner retries the same span
+                raise Unavailable(f"analytics spool file: {exc}") from exc
+            yield str(spool)
         finally:
             with contextlib.suppress(OSError):
                 spool.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ from clickhouse_connect.driver.exceptions import (
 )
 
 from storage.analytics.params import format_value
-from storage.analytics.protocol import EngineInsert, QueryResult
+from storage.analytics.protocol import EngineInsert, QueryResult, RowBinary
 from storage.analytics.sql import (
     PING_SQL,
     UNAVAILABLE_CODES,
@@ -193,6 +193,15 @@ class ClickHouseAnalytics:
             )
         )
         return int(getattr(summary, "written_rows", 0))
+
+    def insert_row_binary(
+        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+    ) -> int:
+        if block.rows == 0:
+            return 0
+        head = insert_statement(table, block.columns, dedup_token, "RowBinary")
+        self._call(lambda client: client.command(head, data=block.data))
+        return block.rows
 
     def query(
         self,

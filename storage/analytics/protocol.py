@@ -35,6 +35,22 @@ class EngineInsert(NamedTuple):
     """How the lines are read (input_format_* settings)."""
 
 
+class RowBinary(NamedTuple):
+    """Rows already encoded in ClickHouse's RowBinary format, one after another: each row's
+    values in `columns` order, each encoded as its entry in `types` (a ClickHouse type the
+    table column converts from: String for a LowCardinality(String))."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    data: bytes
+    rows: int
+
+    @property
+    def structure(self) -> str:
+        """The rows' structure as a table function takes it: `` `name` Type, …``."""
+        return ", ".join(f"`{c}` {t}" for c, t in zip(self.columns, self.types, strict=True))
+
+
 class Analytics(Protocol):
     def execute(self, sql: str) -> None:
         """Run a statement without a result (DDL). Raises BadQuery or Unavailable."""
@@ -58,6 +74,12 @@ class Analytics(Protocol):
     ) -> int:
         """Run `insert` over `lines`; returns the rows written. The same guarantees as
         `insert`: one block, all or nothing, deduplicated by `dedup_token`."""
+
+    def insert_row_binary(
+        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+    ) -> int:
+        """Insert encoded rows; returns the number of rows. The same guarantees as `insert`:
+        one block, all or nothing, deduplicated by `dedup_token`."""
 
     def query(
         self,

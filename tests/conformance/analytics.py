@@ -14,6 +14,7 @@ import pytest
 from storage.analytics import Analytics
 from storage.analytics.protocol import EngineInsert
 from storage.errors import BadQuery
+from tests.rowbinary import encode_rows
 
 
 def create(analytics: Analytics, table: str) -> None:
@@ -43,6 +44,23 @@ def columns(n: int, app: str = "a") -> dict[str, list[object]]:
         "ev.name": [["e1", "e2"] for _ in range(n)],
         "ev.n": [[1, 2] for _ in range(n)],
     }
+
+
+ROW_BINARY_COLUMNS = {
+    "app": "String",  # a LowCardinality(String) column takes a String
+    "at": "DateTime64(6)",
+    "n": "UInt64",
+    "attrs": "Map(String, String)",
+    "ev.name": "Array(String)",
+}
+
+
+def row_binary_rows(n: int) -> list[tuple[object, ...]]:
+    # Not valid UTF-8 as a whole (0xff in n), as binary rows rarely are.
+    return [
+        ("ü", 1795000000_000000 + i, 2**64 - 1 - i, {"k": str(i), "quote'd": "tab\there"}, ["e"])
+        for i in range(n)
+    ]
 
 
 def lines(*objects: object) -> bytes:
@@ -116,6 +134,38 @@ class AnalyticsConformance:
         analytics.insert(table, columns(5), dedup_token="batch-1")
         analytics.insert(table, columns(5), dedup_token="batch-2")
         assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 10
+
+    def test_row_binary_rows_round_trip(self, analytics: Analytics, table: str) -> None:
+        create(analytics, table)
+        block = encode_rows(ROW_BINARY_COLUMNS, row_binary_rows(3))
+        assert analytics.insert_row_binary(table, block) == 3
+        result = analytics.query(
+            f"SELECT app, toUnixTimestamp64Micro(at), n, attrs, `ev.name`, tags FROM {table} "
+            "ORDER BY at"
+        )
+        app, at, n, attrs, names, tags = result.rows[2]
+        assert (app, int(at), int(n)) == ("ü", 1795000000_000002, 2**64 - 3)
+        assert (attrs, names) == ({"k": "2", "quote'd": "tab\there"}, ["e"])
+        assert tags == []  # a column the rows leave out takes its default
+
+    def test_row_binary_with_the_same_token_inserts_once(
+        self, analytics: Analytics, table: str
+    ) -> None:
+        create(analytics, table)
+        block = encode_rows(ROW_BINARY_COLUMNS, row_binary_rows(4))
+        analytics.insert_row_binary(table, block, dedup_token="span-1")
+        analytics.insert_row_binary(table, block, dedup_token="span-1")
+        analytics.insert_row_binary(table, block, dedup_token="span-2")
+        assert analytics.insert_row_binary(table, encode_rows(ROW_BINARY_COLUMNS, [])) == 0
+        assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 8
+
+    def test_malformed_row_binary_is_a_bad_query(self, analytics: Analytics, table: str) -> None:
+        create(analytics, table)
+        block = encode_rows(ROW_BINARY_COLUMNS, row_binary_rows(2))
+        cut = block._replace(data=block.data[:-3])
+        with pytest.raises(BadQuery):
+            analytics.insert_row_binary(table, cut)
+        assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 0
 
     def test_settings_apply_to_one_query(self, analytics: Analytics, table: str) -> None:
         create(analytics, table)
