@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -175,76 +176,120 @@ def body_size(args: argparse.Namespace) -> int:
 
 
 async def project(args: argparse.Namespace) -> dict[str, Any]:
-    from projections.otel_traces import COMPILED, TRACES, OtelTracesProjection
-    from projections.runner import AnalyticsRunner, ensure_tables, group_name, write_rows
-    from schemas.envelope import PROTOBUF, new_envelope
+    from projections.otel_traces import COMPILED, OtelTracesProjection
     from storage.analytics.chdb import ChdbAnalytics
     from storage.log.sqlite import SQLiteLog
 
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
         log = SQLiteLog(Path(tmp) / "log.db", append_timeout_s=120)
         await log.start()
-        now = time.time_ns()
-        for start in range(0, args.requests, 500):
-            envelopes = [
-                new_envelope(
-                    "otlp.traces.v1",
-                    export_request(args.spans, args.attributes, now + n * 10**6, n),
-                    key=f"app-{n % 4}",
-                    app=f"app-{n % 4}",
-                    content_type=PROTOBUF,
-                )
-                for n in range(start, min(start + 500, args.requests))
-            ]
-            await log.append("otlp.traces", envelopes)
-        spans = args.requests * args.spans
+        await _append_requests(log, args)
         analytics = ChdbAnalytics(Path(tmp) / "clickhouse")
-        projection = OtelTracesProjection(30)
-        ensure_tables(analytics, projection)
-
         records = log.read_sync("otlp.traces", 0, args.requests)
-        chunks = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+        spans = args.requests * args.spans
         transform_s = {}
         for name, compiled in (("python", False), ("compiled", True)):
             if compiled and not COMPILED:
                 continue
             transform = OtelTracesProjection(30, compiled=compiled).transform
             started = time.perf_counter()
-            blocks = [transform(chunk) for chunk in chunks]
+            for i in range(0, len(records), args.batch):
+                transform(records[i : i + args.batch])
             transform_s[name] = time.perf_counter() - started
-        # The ceiling: the engine inserting the rows the projector's transform made (the
-        # last `blocks`), into a copy of each table, nothing else running.
-        for table in projection.tables:
-            analytics.execute(f"CREATE TABLE ceiling_{table} AS {table}")
-        started = time.perf_counter()
-        for chunk, block in zip(chunks, blocks, strict=True):
-            ceiling = {f"ceiling_{table}": rows for table, rows in block.items()}
-            write_rows(analytics, _Renamed(projection), chunk, ceiling)
-        ceiling_s = time.perf_counter() - started
-        del blocks, records, chunks
-
-        consumer = log.consumer(group_name(projection), projection.topics)
-        runner = AnalyticsRunner(projection, consumer, analytics, batch=args.batch, linger_s=0.0)
-
-        async def caught_up() -> bool:
-            return int(analytics.query(f"SELECT count() FROM {TRACES}").rows[0][0]) >= spans
-
-        projector_s = await run_until(runner.run, caught_up, 0.02)
-        except_ceiling = f"SELECT * FROM {TRACES} EXCEPT SELECT * FROM ceiling_{TRACES}"
-        differing = int(analytics.query(f"SELECT count() FROM ({except_ceiling})").rows[0][0])
+        rounds = [
+            await _project_round(log, analytics, records, args, n) for n in range(args.rounds)
+        ]
         analytics.close()
         await log.close()
+    projector = statistics.median(r["projector_s"] for r in rounds)
+    ceiling = statistics.median(r["ceiling_s"] for r in rounds)
     return {
         "transform": "compiled" if COMPILED else "python (the compiled one was not built)",
         "requests": args.requests,
         "spans": spans,
         "batch_records": args.batch,
-        "projector_spans_per_s": round(spans / projector_s),
+        "projector_spans_per_s": round(spans / projector),
+        "rounds_spans_per_s": [round(spans / r["projector_s"]) for r in rounds],
         "transform_only_spans_per_s": {k: round(spans / v) for k, v in transform_s.items()},
-        "insert_only_spans_per_s": round(spans / ceiling_s),
-        "ratio_to_insert_only": round(ceiling_s / projector_s, 3),
-        "rows_differing_from_insert_only": differing,
+        "insert_only_spans_per_s": round(spans / ceiling),
+        "ratio_to_insert_only": round(ceiling / projector, 3),
+        "rows_differing_from_insert_only": sum(r["differing"] for r in rounds),
     }
+
+
+async def _append_requests(log: Any, args: argparse.Namespace) -> None:
+    from schemas.envelope import PROTOBUF, new_envelope
+
+    now = time.time_ns()
+    for start in range(0, args.requests, 500):
+        envelopes = [
+            new_envelope(
+                "otlp.traces.v1",
+                export_request(args.spans, args.attributes, now + n * 10**6, n),
+                key=f"app-{n % 4}",
+                app=f"app-{n % 4}",
+                content_type=PROTOBUF,
+            )
+            for n in range(start, min(start + 500, args.requests))
+        ]
+        await log.append("otlp.traces", envelopes)
+
+
+async def _project_round(
+    log: Any, analytics: Any, records: list[Any], args: argparse.Namespace, n: int
+) -> dict[str, Any]:
+    """Fresh tables; the ceiling (the engine inserting the rows ready-made, the parts of a
+    batch at once as the runner inserts them, into copies of the tables), then the runner
+    from the start of the log under a consumer group of its own."""
+    from projections.otel_traces import TRACES, OtelTracesProjection
+    from projections.runner import PARTS, AnalyticsRunner, ensure_tables, parts, write_rows
+
+    projection = OtelTracesProjection(30)
+    for table in projection.tables:
+        for name in (table, f"ceiling_{table}"):
+            analytics.execute(f"DROP TABLE IF EXISTS {name}")
+    ensure_tables(analytics, projection)
+    for table in projection.tables:
+        analytics.execute(f"CREATE TABLE ceiling_{table} AS {table}")
+    ceiling = _Renamed(projection)
+    batches = [
+        [(part, projection.transform(part)) for part in parts(records[i : i + args.batch])]
+        for i in range(0, len(records), args.batch)
+    ]
+
+    def insert(part: list[Any], rows: dict[str, Any]) -> None:
+        write_rows(analytics, ceiling, part, {f"ceiling_{t}": b for t, b in rows.items()})
+
+    await _settle(analytics)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(PARTS) as pool:
+        for batch in batches:
+            list(pool.map(lambda piece: insert(*piece), batch))
+    ceiling_s = time.perf_counter() - started
+    del batches
+
+    consumer = log.consumer(f"bench.otel_traces.{n}", projection.topics)
+    runner = AnalyticsRunner(projection, consumer, analytics, batch=args.batch, linger_s=0.0)
+    spans = len(records) * args.spans
+
+    async def caught_up() -> bool:
+        return int(analytics.query(f"SELECT count() FROM {TRACES}").rows[0][0]) >= spans
+
+    await _settle(analytics)
+    projector_s = await run_until(runner.run, caught_up, 0.02)
+    except_ceiling = f"SELECT * FROM {TRACES} EXCEPT SELECT * FROM ceiling_{TRACES}"
+    differing = int(analytics.query(f"SELECT count() FROM ({except_ceiling})").rows[0][0])
+    return {"projector_s": projector_s, "ceiling_s": ceiling_s, "differing": differing}
+
+
+async def _settle(analytics: Any, timeout_s: float = 60.0) -> None:
+    """Wait until the engine merges nothing, so that a measurement does not pay for the merges
+    of the one before it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if int(analytics.query("SELECT count() FROM system.merges").rows[0][0]) == 0:
+            return
+        await asyncio.sleep(0.1)
 
 
 class _Renamed:

@@ -772,8 +772,8 @@ static PyObject *trace_list(const Work *w) {
 
 static PyObject *rows(PyObject *self, PyObject *args) {
     Py_buffer payload;
-    PyObject *app, *value_text;
-    if (!PyArg_ParseTuple(args, "y*UO:rows", &payload, &app, &value_text)) return NULL;
+    PyObject *app, *value_text, *out;
+    if (!PyArg_ParseTuple(args, "y*UOY:rows", &payload, &app, &value_text, &out)) return NULL;
     PyObject *result = NULL;
     Work w = {0};
     const uint8_t *data = payload.buf;
@@ -789,8 +789,14 @@ static PyObject *rows(PyObject *self, PyObject *args) {
     if (w.ctx.keep == NULL || put_request(&w, data, payload.len)) goto done;
     PyObject *traces = trace_list(&w);
     if (traces == NULL) goto done;
-    result = Py_BuildValue("(y#nN)", w.rows.data ? w.rows.data : "", w.rows.len, w.span_count,
-                           traces);
+    /* Appended only now that the whole request is read: a failure leaves `out` as it was. */
+    Py_ssize_t before = PyByteArray_GET_SIZE(out);
+    if (PyByteArray_Resize(out, before + w.rows.len)) {
+        Py_DECREF(traces);
+        goto done;
+    }
+    if (w.rows.len) memcpy(PyByteArray_AS_STRING(out) + before, w.rows.data, (size_t)w.rows.len);
+    result = Py_BuildValue("(nN)", w.span_count, traces);
 done:
     PyBuffer_Release(&payload);
     Py_XDECREF(w.ctx.keep);
@@ -1008,9 +1014,10 @@ static PyObject *known_fields(PyObject *self, PyObject *unused) {
 
 static PyMethodDef METHODS[] = {
     {"rows", rows, METH_VARARGS,
-     "rows(payload, app, value_text) -> (rowbinary, spans, [(trace_id, first, last)]) | None\n\n"
-     "The otel_traces rows of an ExportTraceServiceRequest, or None when the request must be\n"
-     "given a canonical encoding first. value_text(encoded KeyValue) -> AsString() of its value."},
+     "rows(payload, app, value_text, out) -> (spans, [(trace_id, first, last)]) | None\n\n"
+     "Append the otel_traces rows of an ExportTraceServiceRequest to the bytearray `out`, or\n"
+     "append nothing and answer None when the request must be given a canonical encoding\n"
+     "first. value_text(encoded KeyValue) -> AsString() of its value."},
     {"sorted_rows", sorted_rows, METH_VARARGS,
      "sorted_rows(rowbinary, count) -> rowbinary\n\n"
      "`rows` output (of one or more requests) ordered by the otel_traces sort key, which\n"
