@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck check services services-stop bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py projections/otel_spans_rowbinary.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -86,6 +86,8 @@ def test_hutch_services_are_built_from_the_dockerfile(services: dict[str, Any]) 
     assert users
     assert users[-1] not in ("root", "0")
     assert 'ENTRYPOINT ["hutch"]' in dockerfile
+    build_stage = dockerfile.split("\nFROM ", 2)[1]
+    assert "gcc" in build_stage  # the wheel carries the compiled otel_traces transform
 
 
 def test_each_hutch_service_runs_a_real_hutch_command(services: dict[str, Any]) -> None:
