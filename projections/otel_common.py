@@ -41,8 +41,13 @@ def datetime64_9(nanos: int) -> str:
     The seconds are zero-padded to ten digits (ClickHouse misreads a short integer part as
     a date), and the value is clamped to what DateTime64(9) holds.
     """
-    nanos = min(max(nanos, 0), INT64_MAX)
+    nanos = datetime64_9_nanos(nanos)
     return f"{nanos // 1_000_000_000:010d}.{nanos % 1_000_000_000:09d}"
+
+
+def datetime64_9_nanos(nanos: int) -> int:
+    """Nanoseconds clamped to what DateTime64(9) holds."""
+    return min(max(nanos, 0), INT64_MAX)
 
 
 def datetime_seconds(nanos: int) -> int:

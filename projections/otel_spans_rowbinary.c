@@ -14,7 +14,7 @@
  *     field is valid UTF-8, every varint and length in range, every known field has its
  *     wire type, no singular message field appears twice (upb would merge the two);
  *   - anything else (groups, merges, wrong wire types, deep nesting) makes `rows` return
- *     None, and the caller gives it a canonical encoding from upb first.
+ *     None, and the caller runs the Python transform on that request.
  * Attribute values other than strings, integers and booleans (doubles, bytes, arrays,
  * maps: the rare ones) are turned into text by the Python function the caller passes, given
  * the encoded KeyValue: the Python transform's own AsString() on the same bytes.
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FALLBACK 1 /* not decoded here: the caller canonicalises the request first */
+#define FALLBACK 1 /* not decoded here: the caller runs the Python transform on it */
 #define FAILED (-1) /* a Python exception is set */
 #define MAX_DEPTH 200 /* nested messages: a guard for the stack only. Values nested deeper
                         * than upb takes (100) fail in value_text, as in Python. */
@@ -1016,8 +1016,8 @@ static PyMethodDef METHODS[] = {
     {"rows", rows, METH_VARARGS,
      "rows(payload, app, value_text, out) -> (spans, [(trace_id, first, last)]) | None\n\n"
      "Append the otel_traces rows of an ExportTraceServiceRequest to the bytearray `out`, or\n"
-     "append nothing and answer None when the request must be given a canonical encoding\n"
-     "first. value_text(encoded KeyValue) -> AsString() of its value."},
+     "append nothing and answer None for an encoding only upb reads right (the caller then\n"
+     "runs the Python transform). value_text(encoded KeyValue) -> AsString() of its value."},
     {"sorted_rows", sorted_rows, METH_VARARGS,
      "sorted_rows(rowbinary, count) -> rowbinary\n\n"
      "`rows` output (of one or more requests) ordered by the otel_traces sort key, which\n"

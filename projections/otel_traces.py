@@ -22,13 +22,15 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ingest.otlp_codec import BadRequest, decode_request, encoding_of
+from ingest.otlp_codec import decode_request, encoding_of
 from ingest.otlp_rules import Signal, span_problem
+from projections import rowbinary
 from projections.base import Rows
 from projections.otel_common import (
     attributes,
     columns,
     datetime64_9,
+    datetime64_9_nanos,
     datetime_seconds,
     decoded,
     hex_id,
@@ -229,29 +231,37 @@ def _lookup(bounds: dict[tuple[str, str], list[int]]) -> dict[str, list[Any]]:
 
 
 def _protobuf(signal: Signal, payload: bytes, content_type: str) -> bytes:
-    """A stored request as protobuf bytes for the compiled transform."""
+    """A stored request as protobuf bytes for the compiled transform (OTLP/JSON re-encoded).
+    Raises BadRequest as decode_request does."""
     if encoding_of(content_type) == "protobuf":
         return payload
-    return _canonical(signal, payload, content_type)
-
-
-def _canonical(signal: Signal, payload: bytes, content_type: str) -> bytes:
-    """The request as upb reads it, encoded again: merged messages, no unknown fields, which
-    the compiled transform always decodes. Raises BadRequest as decode_request does."""
-    request = decode_request(signal, payload, content_type)
-    request.DiscardUnknownFields()
-    return request.SerializeToString()
+    return decode_request(signal, payload, content_type).SerializeToString()
 
 
 def _encode(payload: bytes, app: str, *, out: bytearray) -> list[tuple[str, Encoded]]:
-    """Append the request's rows to `out`."""
+    """Append the request's rows to `out`: the compiled transform's, or, for an encoding it
+    leaves to upb, the Python transform's."""
     assert compiled_rows is not None
     encoded = compiled_rows(payload, app, _value_text, out)
-    if encoded is None:  # an encoding it leaves to upb
-        encoded = compiled_rows(_canonical("traces", payload, PROTOBUF), app, _value_text, out)
     if encoded is None:
-        raise BadRequest("attribute values nested too deeply for the compiled transform")
+        rows = flatten(decode_raw("traces", payload, PROTOBUF), app)
+        out += rowbinary.encode(ROW_BINARY_TYPES, (_row_binary_values(row) for row in rows))
+        bounds: dict[tuple[str, str], list[int]] = {}
+        for row in rows:
+            _widen(bounds, (app, row[2]), row[_START], row[_START])
+        traces = [(trace, first, last) for (_, trace), (first, last) in bounds.items()]
+        encoded = (len(rows), traces)
     return [(app, encoded)]
+
+
+def _row_binary_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A `flatten` row with its times as RowBinary takes them: nanoseconds, clamped as
+    datetime64_9 clamps them."""
+    values = list(row)
+    values[_START] = datetime64_9_nanos(row[_START])
+    events = COLUMNS.index("Events.Timestamp")
+    values[events] = [int(text.replace(".", "")) for text in row[events]]
+    return tuple(values)
 
 
 def _value_text(raw: bytes) -> str:

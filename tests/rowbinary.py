@@ -1,4 +1,4 @@
-"""Read RowBinary rows back into the columns the Python transforms give (tests only).
+"""Read RowBinary rows back into the columns the Python transforms give; write test rows.
 
 Values come back as the Python transform writes them for JSON input: strings as str,
 DateTime64(9) as `seconds.nanoseconds` text, UInt64 as int, Map as dict (in encoded order),
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from projections.otel_common import datetime64_9
+from projections.rowbinary import encode
 from storage.analytics.protocol import RowBinary
 
 
@@ -68,38 +69,7 @@ def read_columns(block: RowBinary) -> dict[str, list[Any]]:
     return values
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def encode_value(kind: str, value: Any) -> bytes:
-    """One value in RowBinary: the inverse of the reader, with DateTime64 as an int."""
-    if kind == "String":
-        raw = value.encode()
-        return _varint(len(raw)) + raw
-    if kind.startswith("DateTime64("):
-        return int(value).to_bytes(8, "little", signed=True)
-    if kind == "UInt64":
-        return int(value).to_bytes(8, "little")
-    if kind.startswith("Array(") and kind.endswith(")"):
-        inner = kind[len("Array(") : -1]
-        return _varint(len(value)) + b"".join(encode_value(inner, item) for item in value)
-    if kind == "Map(String, String)":
-        return _varint(len(value)) + b"".join(
-            encode_value("String", k) + encode_value("String", v) for k, v in value.items()
-        )
-    raise ValueError(f"type {kind} is not written here")
-
-
 def encode_rows(columns: dict[str, str], rows: list[tuple[Any, ...]]) -> RowBinary:
     """`rows` (values in `columns` order; columns maps name -> type) as a RowBinary block."""
     kinds = tuple(columns.values())
-    data = b"".join(
-        encode_value(kind, value) for row in rows for kind, value in zip(kinds, row, strict=True)
-    )
-    return RowBinary(tuple(columns), kinds, data, len(rows))
+    return RowBinary(tuple(columns), kinds, encode(kinds, rows), len(rows))

@@ -2,14 +2,15 @@
 
 Requests as SDKs send them, values of every kind, and encodings only upb decides how to read
 (a message repeated and merged, unknown and mistyped fields, groups, invalid UTF-8, cut
-bodies, deep nesting): projections/otel_spans_rowbinary.c hands those back to upb, and the
-rows must still come out the same, or the record be skipped by both.
+bodies, deep nesting): projections/otel_spans_rowbinary.c leaves those to the Python
+transform, and the rows must still come out the same, or the record be skipped by both.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -441,3 +442,43 @@ def test_a_key_value_without_a_key_or_value_reads_as_empty() -> None:
     bare = KeyValue().SerializeToString()  # empty: an attribute with key "" and value ""
     rows = both(request_of(span_bytes(1) + length_delimited(9, bare)))
     assert rows[TRACES]["SpanAttributes"] == [{"": ""}]
+
+
+# --- mutated requests ----------------------------------------------------------------------
+
+
+def _mutations(seed: int, count: int) -> Iterator[bytes]:
+    """Requests one random edit away from valid ones: a flipped bit, a changed byte, a cut,
+    a doubled or dropped slice. Deterministic for a seed."""
+    rng = random.Random(seed)
+    valid = [rich_request().SerializeToString(), traces(span(1), span(2)).SerializeToString()]
+    for _ in range(count):
+        data = bytearray(rng.choice(valid))
+        at = rng.randrange(len(data))
+        edit = rng.randrange(5)
+        if edit == 0:
+            data[at] ^= 1 << rng.randrange(8)
+        elif edit == 1:
+            data[at] = rng.randrange(256)
+        elif edit == 2:
+            del data[at:]
+        elif edit == 3:
+            end = min(len(data), at + rng.randrange(1, 40))
+            data[at:at] = data[at:end]
+        else:
+            del data[at : at + rng.randrange(1, 40)]
+        yield bytes(data)
+
+
+def test_mutated_requests_give_the_same_rows_or_are_skipped_by_both(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the compiled check lets through must be what upb lets through, read the same way
+    (and reading any bytes must be safe: a crash here would take pytest down with it)."""
+    caplog.set_level(logging.CRITICAL)  # the skipped records' error logs
+    outcomes = {"rows": 0, "skipped": 0}
+    for payload in _mutations(seed=20261203, count=1500):
+        rows = both(payload)
+        outcomes["rows" if rows else "skipped"] += 1
+    assert outcomes["rows"] > 300, outcomes
+    assert outcomes["skipped"] > 300, outcomes
