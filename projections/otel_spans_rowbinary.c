@@ -53,6 +53,7 @@ static int buf_room(Buf *b, Py_ssize_t more) {
 }
 
 static inline int put(Buf *b, const void *src, Py_ssize_t n) {
+    if (n == 0) return 0; /* src may be NULL then, which memcpy does not allow */
     if (buf_room(b, n)) return FAILED;
     memcpy(b->data + b->len, src, (size_t)n);
     b->len += n;

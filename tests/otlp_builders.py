@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import math
+import random
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -12,10 +15,17 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from schemas.envelope import PROTOBUF, new_envelope
 from schemas.events import EventType
@@ -118,3 +128,111 @@ def otlp_json(message: Message) -> dict[str, Any]:
 
     hexify(document)
     return document
+
+
+def rich_request() -> ExportTraceServiceRequest:
+    """Two resources' worth of spans with every kind of attribute value, events, links,
+    ids and enums out of the ordinary, and spans the rules reject."""
+    nested: AnyValue = AnyValue(string_value="leaf")
+    for _ in range(40):
+        nested = AnyValue(array_value=ArrayValue(values=[nested]))
+    values = [
+        kv("str", "plain"),
+        kv("unicode", "ünï ☃ 𝄞"),
+        kv("empty", ""),
+        kv("int", 200),
+        kv("int.min", -(2**63)),
+        kv("int.max", 2**63 - 1),
+        kv("bool", True),
+        kv("false", False),
+        kv("double", 0.1),
+        kv("double.big", 1e21),
+        kv("double.small", 1e-7),
+        kv("double.negzero", -0.0),
+        kv("nan", math.nan),
+        kv("inf", math.inf),
+        kv("bytes", b"\x00\xff"),
+        kv("none", AnyValue()),
+        kv(
+            "list",
+            AnyValue(array_value=ArrayValue(values=[kv("x", "<&>").value, kv("y", 1).value])),
+        ),
+        kv(
+            "map",
+            AnyValue(kvlist_value=KeyValueList(values=[kv("z", 1), kv("a", "b"), kv("z", 2)])),
+        ),
+        kv("nested", nested),
+        kv("dup", "first"),
+        kv("Dup", "upper"),
+        kv("é", "accent"),
+        kv("z", "zed"),
+        kv("", "empty key"),
+        kv("dup", "last wins"),
+    ]
+    request = traces(
+        span(
+            1,
+            attributes=values,
+            parent_span_id=bytes(8),
+            trace_state="a=1,b=2",
+            status=Status(code=Status.STATUS_CODE_OK, message="fine"),
+            events=[
+                Span.Event(time_unix_nano=T0 + 1, name="first", attributes=values[:5]),
+                Span.Event(time_unix_nano=2**64 - 1, name="clamped"),
+                Span.Event(),
+            ],
+            links=[
+                Span.Link(trace_id=TRACE_ID, span_id=SPAN_ID, trace_state="x", attributes=values),
+                Span.Link(trace_id=bytes(16), span_id=b"\x01\x02"),
+                Span.Link(),
+            ],
+        ),
+        span(2, parent_span_id=b"\x01\x02\x03", kind=Span.SPAN_KIND_CONSUMER),
+        span(3, start_time_unix_nano=2**64 - 1, end_time_unix_nano=5),
+        span(4, trace_id=bytes(16)),  # rejected
+        span(5, span_id=b""),  # rejected
+        span(6, kind=7, status=Status(code=9)),  # enums out of range: no name
+        span(7, trace_id=b"\x07" * 16, kind=-1, status=Status(code=-3)),
+    )
+    resource = request.resource_spans[0].resource
+    resource.attributes.extend(
+        [kv("process.pid", 42), kv("process.command_args", AnyValue(array_value=ArrayValue()))]
+    )
+    request.resource_spans.append(
+        ResourceSpans(
+            resource=Resource(attributes=[kv("service.name", 7), kv("service.name", "second")]),
+            scope_spans=[
+                ScopeSpans(spans=[span(8)]),  # no scope
+                ScopeSpans(
+                    scope=InstrumentationScope(name="s", version="v", attributes=[kv("k", "v")]),
+                    spans=[span(9), span(10, trace_id=b"\x07" * 16, start_time_unix_nano=T0 - 10)],
+                ),
+            ],
+        )
+    )
+    request.resource_spans.append(ResourceSpans())  # no resource, no spans
+    request.resource_spans.append(ResourceSpans(scope_spans=[ScopeSpans(spans=[span(11)])]))
+    return request
+
+
+def mutations(seed: int, count: int) -> Iterator[bytes]:
+    """Requests one random edit away from valid ones: a flipped bit, a changed byte, a cut,
+    a doubled or dropped slice. Deterministic for a seed."""
+    rng = random.Random(seed)
+    valid = [rich_request().SerializeToString(), traces(span(1), span(2)).SerializeToString()]
+    for _ in range(count):
+        data = bytearray(rng.choice(valid))
+        at = rng.randrange(len(data))
+        edit = rng.randrange(5)
+        if edit == 0:
+            data[at] ^= 1 << rng.randrange(8)
+        elif edit == 1:
+            data[at] = rng.randrange(256)
+        elif edit == 2:
+            del data[at:]
+        elif edit == 3:
+            end = min(len(data), at + rng.randrange(1, 40))
+            data[at:at] = data[at:end]
+        else:
+            del data[at : at + rng.randrange(1, 40)]
+        yield bytes(data)
