@@ -199,8 +199,15 @@ class ClickHouseAnalytics:
     ) -> int:
         if block.rows == 0:
             return 0
-        head = insert_statement(table, block.columns, dedup_token, "RowBinary")
-        self._call(lambda client: client.command(head, data=block.data))
+        # clickhouse-connect's own raw insert: the statement and a line feed lead the body, so
+        # rows starting with a byte ClickHouse reads as white space stay whole. It may send
+        # again a request whose connection broke; the token makes that harmless.
+        settings = {} if dedup_token is None else {"insert_deduplication_token": dedup_token}
+        self._call(
+            lambda client: client.raw_insert(
+                table, list(block.columns), block.data, settings=settings, fmt="RowBinary"
+            )
+        )
         return block.rows
 
     def query(

@@ -34,16 +34,13 @@ def error_code(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def insert_statement(
-    table: str, columns: Sequence[str], dedup_token: str | None, fmt: str = "JSONColumns"
-) -> str:
-    """The INSERT header both adapters send before the rows (a JSONColumns body unless
-    `fmt` says otherwise)."""
+def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None) -> str:
+    """The INSERT header both adapters send before a JSONColumns body."""
     names = ", ".join(f"`{c}`" for c in columns)
     head = f"INSERT INTO {table} ({names})"
     if dedup_token is not None:
         head += f" SETTINGS insert_deduplication_token = {quoted(dedup_token)}"
-    return head + f" FORMAT {fmt} "
+    return head + " FORMAT JSONColumns "
 
 
 ONE_BLOCK_SETTINGS: dict[str, int | str] = {

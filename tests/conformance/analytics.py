@@ -55,10 +55,14 @@ ROW_BINARY_COLUMNS = {
 }
 
 
+ROW_BINARY_APP = "ü" * 5
+"""10 bytes: the rows start with a line feed (its length), which must not be read as the
+end of the INSERT statement; and they are not valid UTF-8 as a whole (0xff in n)."""
+
+
 def row_binary_rows(n: int) -> list[tuple[object, ...]]:
-    # Not valid UTF-8 as a whole (0xff in n), as binary rows rarely are.
     return [
-        ("ü", 1795000000_000000 + i, 2**64 - 1 - i, {"k": str(i), "quote'd": "tab\there"}, ["e"])
+        (ROW_BINARY_APP, 1795000000_000000 + i, 2**64 - 1 - i, {"k": str(i), "q'": "t\tx"}, ["e"])
         for i in range(n)
     ]
 
@@ -144,8 +148,8 @@ class AnalyticsConformance:
             "ORDER BY at"
         )
         app, at, n, attrs, names, tags = result.rows[2]
-        assert (app, int(at), int(n)) == ("ü", 1795000000_000002, 2**64 - 3)
-        assert (attrs, names) == ({"k": "2", "quote'd": "tab\there"}, ["e"])
+        assert (app, int(at), int(n)) == (ROW_BINARY_APP, 1795000000_000002, 2**64 - 3)
+        assert (attrs, names) == ({"k": "2", "q'": "t\tx"}, ["e"])
         assert tags == []  # a column the rows leave out takes its default
 
     def test_row_binary_with_the_same_token_inserts_once(
