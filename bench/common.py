@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -135,6 +137,28 @@ def wrk_with_cpu(root: int, url: str, script: Path, **options: Any) -> dict[str,
     return result
 
 
+def load_parser(doc: str, *, seconds: int, connections: int) -> argparse.ArgumentParser:
+    """A load bench's arguments: the wrk load, the gunicorn workers, the rounds."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=seconds, help="of wrk, per server")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--rounds", type=int, default=2, help="each figure is their median")
+    return parser
+
+
+def hutch_env(tmp: Path, port: int, workers: int) -> dict[str, str]:
+    """The settings of a Hutch server under load: a fresh data directory in `tmp`."""
+    return {
+        "HUTCH_DATA": str(tmp / "data"),
+        "HUTCH_BIND": f"127.0.0.1:{port}",
+        "HUTCH_WORKERS": str(workers),
+        "HUTCH_LOG_LEVEL": "WARNING",
+    }
+
+
 def load_server(
     argv: list[str],
     env: dict[str, str],
@@ -155,6 +179,36 @@ def load_server(
         wrk(url, script, seconds=2, connections=connections, env=load_env)
         return wrk_with_cpu(
             server.pid, url, script, seconds=seconds, connections=connections, env=load_env
+        )
+
+
+def load_hutch_ingest(
+    script: Path,
+    *,
+    workers: int,
+    seconds: int,
+    connections: int,
+    log_url: str | None = None,
+    load_env: dict[str, str] | None = None,
+    path: str = "/api/telemetry",
+) -> dict[str, float]:
+    """`hutch ingest` on a fresh data directory (and fresh topics, given a Kafka `log_url`),
+    under load_server's wrk load; the script gets a real app secret in HUTCH_BENCH_SECRET."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
+        env = hutch_env(Path(tmp), port, workers)
+        if log_url:
+            env["HUTCH_LOG"] = fresh_topics(log_url)
+        return load_server(
+            [PYTHON, "-m", "hutch", "ingest"],
+            env,
+            port,
+            script,
+            seconds=seconds,
+            connections=connections,
+            load_env={**(load_env or {}), "HUTCH_BENCH_SECRET": bench_app_secret(env)},
+            log=Path(tmp) / "ingest.log",
+            path=path,
         )
 
 

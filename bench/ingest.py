@@ -12,13 +12,17 @@ with every core busy it moves less from run to run than requests/s do.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import tempfile
-from pathlib import Path
 
-from bench.common import PYTHON, ROOT, bench_app_secret, free_port, fresh_topics, load_server
+from bench.common import (
+    PYTHON,
+    ROOT,
+    free_port,
+    load_hutch_ingest,
+    load_parser,
+    load_server,
+)
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
 
@@ -33,37 +37,13 @@ def run_bare(workers: int, seconds: int, connections: int) -> dict[str, float]:
 def run_hutch(
     workers: int, seconds: int, connections: int, log_url: str | None
 ) -> dict[str, float]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
-        data = Path(tmp) / "data"
-        env = {
-            "HUTCH_DATA": str(data),
-            "HUTCH_BIND": f"127.0.0.1:{port}",
-            "HUTCH_WORKERS": str(workers),
-            "HUTCH_LOG_LEVEL": "WARNING",
-        }
-        if log_url:
-            env["HUTCH_LOG"] = fresh_topics(log_url)
-        return load_server(
-            [PYTHON, "-m", "hutch", "ingest"],
-            env,
-            port,
-            SCRIPT,
-            seconds=seconds,
-            connections=connections,
-            load_env={"HUTCH_BENCH_SECRET": bench_app_secret(env)},
-            log=Path(tmp) / "ingest.log",
-        )
+    return load_hutch_ingest(
+        SCRIPT, workers=workers, seconds=seconds, connections=connections, log_url=log_url
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = load_parser(__doc__, seconds=10, connections=64)
     parser.add_argument("--log", help="HUTCH_LOG for Hutch (default: the embedded SQLite log)")
     args = parser.parse_args()
     bare, hutch = [], []

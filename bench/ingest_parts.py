@@ -8,14 +8,21 @@ per request (the server's whole process tree, from /proc) for each, and each ste
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import statistics
 import tempfile
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT, bench_app_secret, free_port, load_server
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_app_secret,
+    free_port,
+    hutch_env,
+    load_parser,
+    load_server,
+)
 
 SCRIPT = ROOT / "bench" / "post_event.lua"
 PARTS = ("bare", "shell", "handler", "durable")
@@ -24,13 +31,7 @@ PARTS = ("bare", "shell", "handler", "durable")
 def run_part(part: str, workers: int, seconds: int, connections: int) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
-        env = {
-            "HUTCH_DATA": str(Path(tmp) / "data"),
-            "HUTCH_BIND": f"127.0.0.1:{port}",
-            "HUTCH_WORKERS": str(workers),
-            "HUTCH_LOG_LEVEL": "WARNING",
-            "HUTCH_BENCH_PART": part,
-        }
+        env = {**hutch_env(Path(tmp), port, workers), "HUTCH_BENCH_PART": part}
         module = "bench.bare_app:app" if part == "bare" else "bench.ingest_parts_app:app"
         argv = [PYTHON, "-m", "gunicorn", "-c", "python:hutch.gunicorn_conf", module]
         return load_server(
@@ -45,13 +46,7 @@ def run_part(part: str, workers: int, seconds: int, connections: int) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--connections", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = load_parser(__doc__, seconds=8, connections=256)
     args = parser.parse_args()
     runs: dict[str, list[dict[str, float]]] = {part: [] for part in PARTS}
     for _ in range(args.rounds):

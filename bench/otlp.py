@@ -36,11 +36,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from bench.common import (
-    PYTHON,
     ROOT,
-    bench_app_secret,
     free_port,
-    fresh_topics,
+    load_hutch_ingest,
+    load_parser,
     process,
     run_until,
     wait_port,
@@ -115,23 +114,15 @@ def run_collector(body: Path, seconds: int, connections: int) -> dict[str, float
 def run_hutch(
     body: Path, workers: int, seconds: int, connections: int, log_url: str | None = None
 ) -> dict[str, float]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
-        env = {
-            "HUTCH_DATA": str(Path(tmp) / "data"),
-            "HUTCH_BIND": f"127.0.0.1:{port}",
-            "HUTCH_WORKERS": str(workers),
-            "HUTCH_LOG_LEVEL": "WARNING",
-        }
-        if log_url:
-            env["HUTCH_LOG"] = fresh_topics(log_url)
-        secret = bench_app_secret(env)
-        with process([PYTHON, "-m", "hutch", "ingest"], env, log=Path(tmp) / "ingest.log"):
-            wait_port(port)
-            load = {"HUTCH_BENCH_BODY": str(body), "HUTCH_BENCH_SECRET": secret}
-            url = f"http://127.0.0.1:{port}/v1/traces"
-            wrk(url, SCRIPT, seconds=2, connections=connections, env=load)
-            return wrk(url, SCRIPT, seconds=seconds, connections=connections, env=load)
+    return load_hutch_ingest(
+        SCRIPT,
+        workers=workers,
+        seconds=seconds,
+        connections=connections,
+        log_url=log_url,
+        load_env={"HUTCH_BENCH_BODY": str(body)},
+        path="/v1/traces",
+    )
 
 
 def ingest(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,13 +292,7 @@ class _Renamed:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = load_parser(__doc__, seconds=10, connections=64)
     parser.add_argument("--spans", type=int, default=100, help="spans per export request")
     parser.add_argument("--attributes", type=int, default=10, help="attributes per span")
     parser.add_argument("--requests", type=int, default=2000, help="export requests projected")

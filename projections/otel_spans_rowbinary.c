@@ -86,14 +86,32 @@ static inline int put_datetime64(Buf *b, uint64_t nanos) {
     return put_u64(b, nanos > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : nanos);
 }
 
-static int put_hex(Buf *b, const uint8_t *id, Py_ssize_t n) {
-    static const char digits[] = "0123456789abcdef";
-    if (put_varint(b, (uint64_t)(2 * n)) || buf_room(b, 2 * n)) return FAILED;
-    char *out = b->data + b->len;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
+/* Room for one more item in a growing array of `size`-byte items. */
+static int room_for_one(void **items, Py_ssize_t len, Py_ssize_t *cap, size_t size) {
+    if (len < *cap) return 0;
+    Py_ssize_t more = *cap ? *cap * 2 : 16;
+    void *grown = PyMem_Realloc(*items, (size_t)more * size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
     }
+    *items = grown;
+    *cap = more;
+    return 0;
+}
+
+/* 2n lowercase hex digits of n bytes. */
+static void hex_into(char *out, const uint8_t *bytes, Py_ssize_t n) {
+    static const char digits[] = "0123456789abcdef";
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+}
+
+static int put_hex(Buf *b, const uint8_t *id, Py_ssize_t n) {
+    if (put_varint(b, (uint64_t)(2 * n)) || buf_room(b, 2 * n)) return FAILED;
+    hex_into(b->data + b->len, id, n);
     b->len += 2 * n;
     return 0;
 }
@@ -381,16 +399,7 @@ static int compare_pairs(const void *a, const void *b) {
 
 /* Append a KeyValue's (key, AsString(value)). */
 static int add_pair(Pairs *pairs, const uint8_t *data, Py_ssize_t size, Context *ctx) {
-    if (pairs->len == pairs->cap) {
-        Py_ssize_t cap = pairs->cap ? pairs->cap * 2 : 32;
-        Pair *items = PyMem_Realloc(pairs->items, (size_t)cap * sizeof(Pair));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return FAILED;
-        }
-        pairs->items = items;
-        pairs->cap = cap;
-    }
+    if (room_for_one((void **)&pairs->items, pairs->len, &pairs->cap, sizeof(Pair))) return FAILED;
     Pair *pair = &pairs->items[pairs->len];
     pair->key = (const uint8_t *)"";
     pair->key_size = 0;
@@ -509,16 +518,7 @@ typedef struct {
 } Slices;
 
 static int add_slice(Slices *s, const uint8_t *data, Py_ssize_t size) {
-    if (s->len == s->cap) {
-        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
-        Slice *items = PyMem_Realloc(s->items, (size_t)cap * sizeof(Slice));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return FAILED;
-        }
-        s->items = items;
-        s->cap = cap;
-    }
+    if (room_for_one((void **)&s->items, s->len, &s->cap, sizeof(Slice))) return FAILED;
     s->items[s->len++] = (Slice){data, size};
     return 0;
 }
@@ -560,16 +560,8 @@ static int note_trace(Work *w, const uint8_t *trace_id, uint64_t start) {
             return 0;
         }
     }
-    if (w->trace_count == w->trace_cap) {
-        Py_ssize_t cap = w->trace_cap ? w->trace_cap * 2 : 8;
-        TraceBounds *items = PyMem_Realloc(w->traces, (size_t)cap * sizeof(TraceBounds));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return FAILED;
-        }
-        w->traces = items;
-        w->trace_cap = cap;
-    }
+    if (room_for_one((void **)&w->traces, w->trace_count, &w->trace_cap, sizeof(TraceBounds)))
+        return FAILED;
     TraceBounds *t = &w->traces[w->trace_count++];
     memcpy(t->id, trace_id, 16);
     t->first = t->last = start;
@@ -755,11 +747,7 @@ static PyObject *trace_list(const Work *w) {
     for (Py_ssize_t i = 0; i < w->trace_count; i++) {
         const TraceBounds *t = &w->traces[i];
         char hex[32];
-        static const char digits[] = "0123456789abcdef";
-        for (int j = 0; j < 16; j++) {
-            hex[2 * j] = digits[t->id[j] >> 4];
-            hex[2 * j + 1] = digits[t->id[j] & 15];
-        }
+        hex_into(hex, t->id, 16);
         PyObject *item = Py_BuildValue("(s#KK)", hex, (Py_ssize_t)32,
                                        (unsigned long long)t->first, (unsigned long long)t->last);
         if (item == NULL) {

@@ -28,7 +28,6 @@ import orjson
 from storage.analytics.params import format_params
 from storage.analytics.protocol import EngineInsert, QueryResult, RowBinary
 from storage.analytics.sql import (
-    ONE_BLOCK_SETTINGS,
     PING_SQL,
     UNAVAILABLE_CODES,
     block_rows,
@@ -121,29 +120,30 @@ class ChdbAnalytics:
     def insert_json(
         self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
     ) -> int:
-        with self._spooled(lines) as spool:
-            source = f"file({quoted(spool)}, 'JSONEachRow', {quoted(insert.structure)})"
-            sql = insert_select_statement(insert, source)
-            settings = engine_insert_settings(insert, dedup_token)
-            return self._execute(
-                sql + settings_clause(settings), "Null", insert.params, _rows_written
-            )
+        return self._insert_from_file(insert, lines, "JSONEachRow", dedup_token)
 
     def insert_row_binary(
         self, table: str, block: RowBinary, *, dedup_token: str | None = None
     ) -> int:
         if block.rows == 0:
             return 0
-        names = ", ".join(f"`{c}`" for c in block.columns)
-        with self._spooled(block.data) as spool:
-            # file() rather than FROM INFILE: the engine reads it twice as fast.
-            source = f"file({quoted(spool)}, 'RowBinary', {quoted(block.structure)})"
-            settings = dict(ONE_BLOCK_SETTINGS)
-            if dedup_token is not None:
-                settings["insert_deduplication_token"] = dedup_token
-            sql = f"INSERT INTO {table} ({names}) SELECT * FROM {source}"
-            self._run(sql + settings_clause(settings), "Null")
+        insert = EngineInsert(
+            table, block.columns, "SELECT * FROM {input}", block.structure, {}, {}
+        )
+        self._insert_from_file(insert, block.data, "RowBinary", dedup_token)
         return block.rows
+
+    def _insert_from_file(
+        self, insert: EngineInsert, data: bytes, fmt: str, dedup_token: str | None
+    ) -> int:
+        # file() rather than FROM INFILE: the engine reads RowBinary twice as fast through it.
+        with self._spooled(data) as spool:
+            source = f"file({quoted(spool)}, {quoted(fmt)}, {quoted(insert.structure)})"
+            sql = insert_select_statement(insert, source)
+            settings = engine_insert_settings(insert, dedup_token)
+            return self._execute(
+                sql + settings_clause(settings), "Null", insert.params, _rows_written
+            )
 
     @contextlib.contextmanager
     def _spooled(self, data: bytes) -> Iterator[str]:

@@ -215,8 +215,14 @@ class KafkaLog:
         for name in self._names.values():
             await producer.partitions_for(name)  # metadata in hand before appends
 
-    async def _delivering_producer(self) -> Any:
-        """The producer, replaced first if it has stopped delivering. Two ways, with
+    def _delivering(self, producer: Any) -> bool:
+        """Whether the producer still delivers (see _replaced); checked on every append,
+        so without a coroutine."""
+        sender = producer._sender.sender_task
+        return producer is not self._stale and not (sender is not None and sender.done())
+
+    async def _replaced(self, producer: Any) -> Any:
+        """A new producer in place of one that stopped delivering. Two ways, with
         aiokafka 0.14:
         - the broker refuses the idempotent producer's batches as out of order (seen here
           after a broker restart); aiokafka neither bumps the epoch nor resets its sequence
@@ -227,13 +233,8 @@ class KafkaLog:
         Their records were never acknowledged; a new producer (a new producer id, sequences
         from zero) takes the appends from here.
         """
-        producer = self._producer
-        if producer is None:
-            raise Unavailable("event log is not started")
         sender = producer._sender.sender_task
         ended = sender is not None and sender.done()
-        if not ended and producer is not self._stale:
-            return producer
         async with self._replacing:
             if self._producer is not producer:
                 return self._producer  # another append replaced it meanwhile
@@ -314,7 +315,11 @@ class KafkaLog:
     async def append(self, topic: Topic, envelopes: Sequence[Envelope]) -> list[Position]:
         if not envelopes:
             return []
-        producer = await self._delivering_producer()
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("event log is not started")
+        if not self._delivering(producer):
+            producer = await self._replaced(producer)
         in_flight = self._in_flight  # this producer's bound (a new producer gets its own)
         outgoing = [encode(e) for e in envelopes]
         largest = max(o.size for o in outgoing)
