@@ -5,14 +5,21 @@ bench/ingest_parts.py can tell where the CPU per request goes. HUTCH_BENCH_PART 
   media handlers);
 - `handler`: Hutch's ingest app whose log acknowledges at once (auth, parsing, envelopes,
   metrics: everything but the log);
+- `suspended`: the same, but each append waits for the event loop's next turn, as a durable
+  one must (the cost of a request's coroutine being put aside and resumed);
+- `unsynced`: Hutch's ingest app with the embedded SQLite log, its fsync left out (the
+  insert, the commit and the log's threads, but not the disk);
 - `durable`: Hutch's ingest app as served (the embedded SQLite log, fsync'd group commit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
+import storage.log.sqlite
 from bench.bare_app import Bare
 from hutch.logs import configure_logging
 from hutch.runtime import Runtime, tune_gc
@@ -32,12 +39,26 @@ async def _acknowledged_at_once(topic: Topic, envelopes: Sequence[Envelope]) -> 
     return []
 
 
-def _hutch(acknowledge_at_once: bool) -> object:
+async def _acknowledged_next_turn(topic: Topic, envelopes: Sequence[Envelope]) -> list[Position]:
+    acknowledged = asyncio.get_running_loop().create_future()
+    acknowledged.get_loop().call_soon(acknowledged.set_result, [])
+    return await acknowledged
+
+
+def _not_synced(path: Path) -> None:
+    return None
+
+
+def _hutch(part: str) -> object:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     runtime = Runtime(settings)
-    if acknowledge_at_once:
+    if part == "handler":
         runtime.log.append = _acknowledged_at_once  # type: ignore[method-assign]
+    elif part == "suspended":
+        runtime.log.append = _acknowledged_next_turn  # type: ignore[method-assign]
+    elif part == "unsynced":
+        storage.log.sqlite._fsync = _not_synced  # type: ignore[attr-defined]
     app = create_app(runtime)
     tune_gc()
     return app
@@ -46,7 +67,9 @@ def _hutch(acknowledge_at_once: bool) -> object:
 PART = os.environ.get("HUTCH_BENCH_PART", "durable")
 if PART == "shell":
     app: object = new_app([("/api/telemetry", Bare())], start=_nothing, stop=_nothing)
-elif PART in ("handler", "durable"):
-    app = _hutch(acknowledge_at_once=PART == "handler")
+elif PART in ("handler", "suspended", "unsynced", "durable"):
+    app = _hutch(PART)
 else:
-    raise SystemExit(f"HUTCH_BENCH_PART must be shell, handler or durable, not {PART!r}")
+    raise SystemExit(
+        f"HUTCH_BENCH_PART must be shell, handler, suspended, unsynced or durable, not {PART!r}"
+    )
