@@ -54,7 +54,7 @@ def run_part(part: str, workers: int, seconds: int, connections: int) -> dict[st
 def drive_part(part: str, requests: int, concurrency: int) -> dict[str, float]:
     """The step's app called in-process (bench/asgi_drive.py) on a fresh data directory."""
     with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
-        env = hutch_env(Path(tmp), free_port(), workers=1)
+        env = hutch_env(Path(tmp), port=0, workers=1)  # nothing listens: no port needed
         env["HUTCH_BENCH_SECRET"] = "" if part == "bare" else bench_app_secret(env)
         argv = [PYTHON, "-m", "bench.asgi_drive", part, "--requests", str(requests)]
         out = subprocess.run(

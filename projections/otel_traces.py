@@ -107,6 +107,7 @@ SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consum
 STATUS_CODES = ("Unset", "Ok", "Error")
 
 _START = 1  # index of Timestamp in a row: the lookup table takes span starts, as the MV does
+_EVENTS_START = COLUMNS.index("Events.Timestamp")
 
 
 _KIND_NAMES = dict(enumerate(SPAN_KINDS))
@@ -259,8 +260,7 @@ def _row_binary_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
     datetime64_9 clamps them."""
     values = list(row)
     values[_START] = datetime64_9_nanos(row[_START])
-    events = COLUMNS.index("Events.Timestamp")
-    values[events] = [int(text.replace(".", "")) for text in row[events]]
+    values[_EVENTS_START] = [int(text.replace(".", "")) for text in row[_EVENTS_START]]
     return tuple(values)
 
 

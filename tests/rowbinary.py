@@ -29,21 +29,19 @@ class _Reader:
             if byte < 0x80:
                 return value
 
-    def fixed(self, size: int, signed: bool) -> int:
+    def take(self, size: int) -> bytes:
         raw = self.data[self.at : self.at + size]
         if len(raw) != size:
             raise ValueError("RowBinary ends inside a value")
         self.at += size
-        return int.from_bytes(raw, "little", signed=signed)
+        return raw
+
+    def fixed(self, size: int, signed: bool) -> int:
+        return int.from_bytes(self.take(size), "little", signed=signed)
 
     def value(self, kind: str) -> Any:
         if kind == "String":
-            size = self.varint()
-            raw = self.data[self.at : self.at + size]
-            if len(raw) != size:
-                raise ValueError("RowBinary ends inside a string")
-            self.at += size
-            return raw.decode()
+            return self.take(self.varint()).decode()
         if kind == "DateTime64(9)":
             return datetime64_9(self.fixed(8, signed=True))
         if kind == "UInt64":

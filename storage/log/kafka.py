@@ -218,8 +218,7 @@ class KafkaLog:
     def _delivering(self, producer: Any) -> bool:
         """Whether the producer still delivers (see _replaced); checked on every append,
         so without a coroutine."""
-        sender = producer._sender.sender_task
-        return producer is not self._stale and not (sender is not None and sender.done())
+        return producer is not self._stale and _ended_sender(producer) is None
 
     async def _replaced(self, producer: Any) -> Any:
         """A new producer in place of one that stopped delivering. Two ways, with
@@ -233,12 +232,11 @@ class KafkaLog:
         Their records were never acknowledged; a new producer (a new producer id, sequences
         from zero) takes the appends from here.
         """
-        sender = producer._sender.sender_task
-        ended = sender is not None and sender.done()
+        sender = _ended_sender(producer)
         async with self._replacing:
             if self._producer is not producer:
                 return self._producer  # another append replaced it meanwhile
-            if ended:
+            if sender is not None:
                 failure = "its sender ended: " + repr(
                     None if sender.cancelled() else sender.exception()
                 )
@@ -473,6 +471,12 @@ def _settled(in_flight: InFlight, size: int, future: asyncio.Future[Any]) -> Non
     in_flight.release(1, size)
     if not future.cancelled() and future.exception() is not None:
         log.debug("kafka record not delivered", extra={"error": str(future.exception())})
+
+
+def _ended_sender(producer: Any) -> asyncio.Task[None] | None:
+    """The producer's sender task if it has ended (it then sends nothing more), else None."""
+    sender: asyncio.Task[None] | None = producer._sender.sender_task
+    return sender if sender is not None and sender.done() else None
 
 
 async def _abort_producer(producer: Any) -> None:
