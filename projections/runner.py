@@ -2,17 +2,21 @@
 
 Per topic-partition span of a batch:
   1. `consumer.begin([span])` records how far the span reaches (durably);
-  2. every table's rows are inserted with a deduplication token naming the projection, the
-     table and the log range, e.g. `telemetry:telemetry_events:telemetry:0:1200-1399`;
+  2. every table's rows are inserted, marked with the log range they come from and with a
+     deduplication token naming the projection, the table and that range, e.g.
+     `telemetry:telemetry_events:telemetry:0:1200-1399` (projections/sink.py);
   3. `consumer.commit([span])`.
-A crash after 2 and before 3 makes the consumer deliver exactly that span again on restart
-(step 1), the rows come out the same (transforms are pure), the tokens are the same, and
-ClickHouse drops the repeated blocks: no duplicates and nothing lost.
+A crash after 1 and before 3 makes the consumer deliver exactly that span again on restart.
+The first span the runner writes in a partition, and any write retried after a failure, is
+written `checked`: the rows' markers say what of it is already in the store, and only what is
+missing is written (sink.py). The engine's own deduplication is not trusted for that: after
+a crash it may remember a block whose part it lost.
 
 The records of a span are transformed and inserted in PARTS parts at once (each part's
 rows one block per table, its token naming the part's own range): one insert keeps one
 core busy, and the engine is what bounds a projector. The split depends only on the span's
-records, so a span delivered again is split the same way and gets the same tokens.
+records, so a span delivered again is split the same way and gets the same tokens. On a
+disk too full for a part, the part is cut in halves until the pieces fit.
 
 Two ways to the rows: records polled as Python objects and `projection.transform`, or, when
 the projection can run its transform in the engine and the log can deliver JSON lines
@@ -24,18 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, cast
 
 from hutch.metrics import LAG, PROJECTED
+from projections import sink
 from projections.base import AnalyticsProjection, EngineProjection, Rows
+from projections.parts import LinesPart, RecordsPart, cut
+from projections.sink import Part
 from storage.analytics import Analytics
-from storage.analytics.protocol import RowBinary
-from storage.errors import BadQuery, Unavailable
+from storage.errors import BadQuery, NoSpace, Unavailable
 from storage.log import Consumer, EventLog, Position, Record
 from storage.log.protocol import JsonBatch, JsonConsumer, Span, chunks, span_of
 
@@ -55,99 +59,28 @@ def group_name(projection: AnalyticsProjection) -> str:
 def write_rows(
     analytics: Analytics, projection: AnalyticsProjection, chunk: Sequence[Record], rows: Rows
 ) -> int:
-    """Insert a chunk's rows, one deduplicated block per table; returns rows written."""
-    span = span_of(chunk)
-    written = 0
-    for table in projection.tables:
-        block = rows.get(table)
-        if not block:
-            continue
-        token = dedup_token(projection, table, span)
-        if isinstance(block, RowBinary):
-            written += analytics.insert_row_binary(table, block, dedup_token=token)
-        else:
-            written += analytics.insert(table, block, dedup_token=token)
-    return written
+    """Insert a chunk's rows, one marked, deduplicated block per table; returns rows written."""
+    part = RecordsPart(projection, chunk, rows)
+    return sink.write(analytics, projection.name, part, checked=False)
 
 
 def write_in_engine(analytics: Analytics, projection: EngineProjection, batch: JsonBatch) -> int:
-    """Have the engine make and insert a JsonBatch's rows, one deduplicated block per table;
-    returns rows written."""
-    written = 0
-    for insert in projection.engine_inserts(batch):
-        token = dedup_token(projection, insert.table, batch.span)
-        rows = analytics.insert_json(insert, batch.lines, dedup_token=token)
-        if rows < batch.records:
-            # The Python transform logs each record it skips; the engine only counts.
-            log.warning(
-                "records of a span gave no row: malformed, or the span was written before",
-                extra={
-                    "projection": projection.name,
-                    "table": insert.table,
-                    "first_offset": batch.span.first,
-                    "last_offset": batch.span.last,
-                    "records": batch.records,
-                    "rows": rows,
-                },
-            )
-        written += rows
-    return written
-
-
-def dedup_token(projection: AnalyticsProjection, table: str, span: Span) -> str:
-    """The insert deduplication token of one table's rows for one log span. The same span
-    always gets the same token, whichever way its rows are written."""
-    return f"{projection.name}:{table}:{span.topic}:{span.partition}:{span.first}-{span.last}"
-
-
-async def write_with_retries(
-    write: Callable[[], object], projection: str, span: Span, stop: asyncio.Event
-) -> None:
-    """Run a blocking sink write in a thread, retrying while the store is unavailable (the
-    same write, so the same tokens) and skipping what the engine refuses as invalid."""
-    attempt = 0
-    while True:
-        try:
-            await asyncio.to_thread(write)
-            return
-        except Unavailable as exc:
-            delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
-            attempt += 1
-            log.warning(
-                "analytics store unavailable; retrying the same batch",
-                extra={"projection": projection, "error": str(exc), "in_s": delay},
-            )
-            if stop.is_set():
-                raise
-            await asyncio.sleep(delay)
-        except BadQuery as exc:
-            # The engine refuses these rows: keep the rest of the log moving. The records
-            # stay in the log; fix the projection and replay to get them back.
-            log.error(
-                "analytics store refused a batch; skipping it",
-                extra={
-                    "projection": projection,
-                    "first_offset": span.first,
-                    "last_offset": span.last,
-                    "error": str(exc)[:2000],
-                },
-            )
-            return
+    """Have the engine make and insert a JsonBatch's rows, one marked, deduplicated block per
+    table; returns rows written."""
+    return sink.write(analytics, projection.name, LinesPart(projection, batch), checked=False)
 
 
 def ensure_tables(analytics: Analytics, projection: AnalyticsProjection) -> None:
     for statement in projection.ddl():
         analytics.execute(statement)
+    for table in projection.tables:
+        for statement in sink.table_statements(table):
+            analytics.execute(statement)
 
 
 def parts(chunk: Sequence[Record], count: int = PARTS) -> list[Sequence[Record]]:
     """A chunk cut into `count` contiguous parts as even as can be (fewer if it is short)."""
-    count = max(1, min(count, len(chunk)))
-    size, extra = divmod(len(chunk), count)
-    cuts = [0]
-    for n in range(count):
-        cuts.append(cuts[-1] + size + (1 if n < extra else 0))
-    return [chunk[a:b] for a, b in itertools.pairwise(cuts)]
+    return cut(chunk, count)
 
 
 class _Piece(NamedTuple):
@@ -155,8 +88,8 @@ class _Piece(NamedTuple):
 
     span: Span
     records: int
-    writes: tuple[Callable[[], object], ...]
-    """Run at once, each in a thread: the inserts of the span's parts."""
+    parts: tuple[Part, ...]
+    """Written at once, each in a thread."""
 
 
 class AnalyticsRunner:
@@ -179,6 +112,8 @@ class AnalyticsRunner:
         self.linger_s = linger_s
         self.in_engine = in_engine
         self._lag_checked = 0.0
+        self._next: dict[tuple[str, int], int] = {}
+        """Per topic and partition, the offset after the last span this runner committed."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, transform, write, commit, until `stop`.
@@ -220,16 +155,7 @@ class AnalyticsRunner:
                 _Piece(
                     span_of(chunk),
                     len(chunk),
-                    tuple(
-                        functools.partial(
-                            write_rows,
-                            self.analytics,
-                            self.projection,
-                            part,
-                            self.projection.transform(part),
-                        )
-                        for part in parts(chunk)
-                    ),
+                    tuple(RecordsPart(self.projection, part) for part in parts(chunk)),
                 )
                 for chunk in chunks(records)
             ]
@@ -246,11 +172,7 @@ class AnalyticsRunner:
 
         async def prepare() -> list[_Piece]:
             return [
-                _Piece(
-                    batch.span,
-                    batch.records,
-                    (functools.partial(write_in_engine, self.analytics, projection, batch),),
-                )
+                _Piece(batch.span, batch.records, (LinesPart(projection, batch),))
                 for batch in await consumer.poll_json(self.batch, 1.0)
             ]
 
@@ -258,15 +180,68 @@ class AnalyticsRunner:
 
     async def _write(self, batch: list[_Piece], stop: asyncio.Event) -> None:
         for piece in batch:
-            await self.consumer.begin([piece.span])
-            await asyncio.gather(
-                *(
-                    write_with_retries(write, self.projection.name, piece.span, stop)
-                    for write in piece.writes
-                )
-            )
-            await self.consumer.commit([piece.span])
+            span = piece.span
+            await self.consumer.begin([span])
+            # A span that does not follow the last one this runner wrote in its partition may
+            # have been begun by a writer that crashed: what it wrote is checked first.
+            checked = self._next.get((span.topic, span.partition)) != span.first
+            await asyncio.gather(*(self._write_part(part, checked, stop) for part in piece.parts))
+            await self.consumer.commit([span])
+            self._next[(span.topic, span.partition)] = span.last + 1
             PROJECTED.labels(self.projection.name).inc(piece.records)
+
+    async def _write_part(self, part: Part, checked: bool, stop: asyncio.Event) -> None:
+        """Write a part in a thread: retried while the store is unavailable, checked then
+        (the failed write may have landed, in part); cut in halves while the disk is too
+        full for it; skipped where the engine refuses the rows as invalid.
+
+        Pieces are written in order, each once it fits: after the first that fits, the rest
+        are its larger siblings, so the writes grow back to the part's size."""
+        pending = [(part, checked)]
+        attempt = 0
+        while pending:
+            piece, piece_checked = pending[0]
+            try:
+                await asyncio.to_thread(
+                    sink.write, self.analytics, self.projection.name, piece, checked=piece_checked
+                )
+                pending.pop(0)
+                attempt = 0
+            except Unavailable as exc:
+                halves = piece.halves() if isinstance(exc, NoSpace) else [piece]
+                pending[0:1] = [(half, True) for half in halves]
+                if len(halves) > 1:
+                    delay = 0.0  # a smaller write may fit now: try at once
+                else:
+                    delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                    attempt += 1
+                log.warning(
+                    "analytics store unavailable; retrying the same records",
+                    extra={
+                        "projection": self.projection.name,
+                        "first_offset": piece.span.first,
+                        "last_offset": piece.span.last,
+                        "pieces": len(halves),
+                        "error": str(exc)[:2000],
+                        "in_s": delay,
+                    },
+                )
+                if stop.is_set():
+                    raise
+                await asyncio.sleep(delay)
+            except BadQuery as exc:
+                # The engine refuses these rows: keep the rest of the log moving. The records
+                # stay in the log; fix the projection and replay to get them back.
+                log.error(
+                    "analytics store refused a batch; skipping it",
+                    extra={
+                        "projection": self.projection.name,
+                        "first_offset": piece.span.first,
+                        "last_offset": piece.span.last,
+                        "error": str(exc)[:2000],
+                    },
+                )
+                pending.pop(0)
 
     async def _report_lag(self) -> None:
         now = time.monotonic()

@@ -12,6 +12,11 @@ class Unavailable(StorageError):
     """
 
 
+class NoSpace(Unavailable):
+    """The store's disk is too full for this write. A smaller write may fit: a writer that
+    can split its data should, rather than retry the same size."""
+
+
 class Backpressure(Unavailable):
     """Too much is in flight; the caller should shed load (429/503 with Retry-After)."""
 
@@ -42,3 +47,12 @@ class TooLarge(StorageError):
 
 class InvalidKey(StorageError, ValueError):
     """An object key that could escape its namespace or is not portable (400 to a client)."""
+
+
+class AlreadyExists(Conflict):
+    """A write-once object already exists under the key; it was left as it was."""
+
+
+class Corrupted(StorageError):
+    """A stored object no longer holds the bytes it was recorded with (its SHA-256 differs);
+    it must not be served."""

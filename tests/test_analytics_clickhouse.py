@@ -144,6 +144,23 @@ def test_wrong_credentials_make_the_store_unavailable(standin: StandIn) -> None:
         store.ping()
 
 
+def test_queries_in_a_named_database_go_as_the_analyst_user(standin: StandIn) -> None:
+    """With sql_user set, POST /api/sql's queries (those naming their database) use those
+    credentials and no others: here they are wrong, so only those fail."""
+    store = ClickHouseAnalytics.from_url(standin.url + "?sql_user=analyst&sql_password=nope")
+    try:
+        assert store.query("SELECT 1").rows == [[1]]
+        with pytest.raises(Unavailable, match="Authentication failed"):
+            store.query("SELECT 1", database=DATABASE)
+    finally:
+        store.close()
+    same = ClickHouseAnalytics.from_url(standin.url)
+    try:
+        assert same.query("SELECT currentDatabase()", database="system").rows == [["system"]]
+    finally:
+        same.close()
+
+
 def test_nothing_listening_is_unavailable() -> None:
     store = ClickHouseAnalytics.from_url(f"clickhouse://127.0.0.1:{free_port()}/?connect_timeout=2")
     with pytest.raises(Unavailable):

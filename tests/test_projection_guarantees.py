@@ -4,6 +4,10 @@ offset commit shows no duplicate and loses nothing, and a replay rebuilds the sa
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,9 @@ import orjson
 import pytest
 
 from hutch.runtime import Runtime, supervise
+from projections import sink
 from projections.otel_traces import OtelTracesProjection
+from projections.parts import RecordsPart, split_lines
 from projections.runner import (
     AnalyticsRunner,
     chunks,
@@ -24,11 +30,14 @@ from projections.runner import (
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import PROTOBUF, new_envelope
 from storage.analytics.chdb import ChdbAnalytics
-from storage.log import spans_of
+from storage.analytics.clickhouse import ClickHouseAnalytics
+from storage.log import Record, spans_of
 from storage.log.sqlite import SQLiteLog
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 from tests.helpers import hutch
 from tests.otlp_builders import span, traces
+from tests.projection_cases import CASES, Case
+from tests.test_analytics_clickhouse import StandIn
 
 ROWS = (
     f"SELECT toString(id), app, toString(kind), version, bits, received_at FROM {TABLE} ORDER BY id"
@@ -216,3 +225,204 @@ async def test_a_projector_ended_by_a_stray_cancellation_is_started_again() -> N
     supervised.cancel()
     with pytest.raises(asyncio.CancelledError):
         await supervised
+
+
+def _crash_after_writing(data: Path, case: Case, *, cut_as_runner: bool = True) -> list[Any]:
+    """A projector process that writes every record in the log, begun but not committed,
+    then dies by SIGKILL; the parts its write made ([table, path])."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.projection_cases",
+            str(data),
+            case.name,
+            "runner" if cut_as_runner else "whole",
+        ],
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-3000:]
+    made: list[Any] = orjson.loads(child.stdout.splitlines()[-1])
+    return made
+
+
+async def _project(data: Path, case: Case, expected: int) -> dict[str, list[int]]:
+    """Run the case's projector on the log until every table has its rows (or 60 s); each
+    table's row count and distinct rows."""
+    log = SQLiteLog(data / "log.db")
+    await log.start()
+    analytics = ChdbAnalytics(data / "clickhouse")
+    projection = case.projection()
+    consumer = log.consumer(group_name(projection), projection.topics)
+    runner = AnalyticsRunner(
+        projection, consumer, analytics, batch=1000, linger_s=0.01, in_engine=case.in_engine
+    )
+
+    def counted() -> dict[str, list[int]]:
+        return {
+            table: [
+                int(v)
+                for v in analytics.query(f"SELECT count(), uniqExact({key}) FROM {table}").rows[0]
+            ]
+            for table, (key, _) in case.counts.items()
+        }
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not task.done():
+            if all(c >= expected * case.counts[t][1] for t, (c, _) in counted().items()):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # a duplicate written late would show now
+        return counted()
+    finally:
+        stop.set()
+        await task
+        analytics.close()
+        await log.close()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("lost", ["every part", "one part of each table"])
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_rows_a_crash_lost_are_written_again_once(
+    tmp_path: Path, name: str, lost: str
+) -> None:
+    """The engine recorded the write's blocks as inserted, then lost their parts (a crash
+    before they were on disk): the span delivered again must not be dropped as a duplicate,
+    nor doubled where some of its parts survived."""
+    case = CASES[name]
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    await log.append(case.topic, [case.envelope(n) for n in range(40)])
+    made = _crash_after_writing(tmp_path, case)
+    removed = 0
+    for table in case.counts:
+        paths = [path for t, path in made if t == table]
+        assert len(paths) >= 2, made  # a part per day
+        for path in paths if lost == "every part" else paths[:1]:
+            shutil.rmtree(path)
+            removed += 1
+    await log.append(case.topic, [case.envelope(n) for n in range(40, 60)])
+    await log.close()
+
+    counts = await _project(tmp_path, case, 60)
+    assert removed
+    assert counts == {table: [60 * rows] * 2 for table, (_, rows) in case.counts.items()}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_a_span_written_in_other_parts_before_a_crash_is_not_doubled(
+    tmp_path: Path,
+) -> None:
+    """A crashed writer that cut the span otherwise (another version, another path): what it
+    wrote is replaced, not added to."""
+    case = CASES["telemetry-python"]
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    await log.append(case.topic, [case.envelope(n) for n in range(40)])
+    await log.close()
+    assert _crash_after_writing(tmp_path, case, cut_as_runner=False)
+    assert await _project(tmp_path, case, 40) == {"telemetry_events": [40, 40]}
+
+
+async def test_a_span_of_json_lines_cuts_into_halves_of_whole_records(tmp_path: Path) -> None:
+    """The engine path's pieces, for a disk too full for a whole span: the halves hold every
+    line once, each whole, in consecutive offsets, whatever the payloads' strings hold."""
+    log = SQLiteLog(tmp_path / "log.db")
+    await log.start()
+    tricky = ' {"offset":1, "x": {"offset": 2}} \\" {"offset":'
+    await log.append(
+        "telemetry",
+        [
+            new_envelope(
+                "telemetry.event.v1",
+                orjson.dumps({"kind": "info", "version": tricky, "bits": {"offset": n}}),
+                key="a",
+                app="a",
+            )
+            for n in range(7)
+        ],
+    )
+    batch = log.read_json_sync("telemetry", 0, 100)
+    await log.close()
+    assert batch is not None
+    first, second = split_lines(batch)
+    assert (first.span.first, first.span.last, first.records) == (0, 3, 4)
+    assert (second.span.first, second.span.last, second.records) == (4, 6, 3)
+    decoded = [orjson.loads(text) for half in (first, second) for text in _json_lines(half.lines)]
+    assert [line["offset"] for line in decoded] == list(range(7))
+    assert all(line["payload"]["version"] == tricky for line in decoded)
+    one = split_lines(split_lines(first)[0])[0]
+    assert one.records == 1
+    assert split_lines(one) == [one]
+
+
+def _json_lines(lines: bytes) -> list[bytes]:
+    """JSON objects one after another, separated by spaces, read one by one."""
+    decoder = orjson.loads
+    objects: list[bytes] = []
+    rest = lines.strip()
+    while rest:
+        for end in range(rest.find(b"}") + 1, len(rest) + 1):
+            try:
+                decoder(rest[:end])
+            except orjson.JSONDecodeError:
+                continue
+            objects.append(rest[:end])
+            rest = rest[end:].lstrip()
+            break
+        else:
+            raise AssertionError(f"not JSON lines: {rest[:200]!r}")
+    return objects
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_clickhouse_server_that_lost_parts_gets_the_rows_again(tmp_path: Path) -> None:
+    """The same on the server adapter (the stand-in: ClickHouse's HTTP interface in front of
+    the engine, a process that is killed and started again): a part lost after the server
+    recorded the block is written again, a part that survived is not doubled."""
+    server = StandIn(free_port(), tmp_path)
+    server.start()
+    projection = TelemetryProjection(lambda app: 30)
+    case = CASES["telemetry-python"]
+    try:
+        for round_, lost in enumerate(("one part", "every part")):
+            offsets = range(round_ * 100, round_ * 100 + 40)  # spans of their own
+            part = RecordsPart(
+                projection, [Record("telemetry", 0, n, case.envelope(n)) for n in offsets]
+            )
+            store = ClickHouseAnalytics.from_url(server.url)
+            ensure_tables(store, projection)
+            store.execute(f"TRUNCATE TABLE {TABLE}")
+            sink.write(store, projection.name, part, checked=False)
+            paths = [
+                str(row[0])
+                for row in store.query(
+                    "SELECT path FROM system.parts WHERE active AND table = {t:String} "
+                    "AND database = currentDatabase() ORDER BY name",
+                    {"t": TABLE},
+                ).rows
+            ]
+            store.close()
+            assert len(paths) == 2  # a part per day
+            assert server.process is not None
+            server.process.kill()  # SIGKILL: nothing is flushed or cleaned up
+            server.process.wait()
+            for path in paths[:1] if lost == "one part" else paths:
+                shutil.rmtree(path)
+            server.start()
+            store = ClickHouseAnalytics.from_url(server.url)
+            sink.write(store, projection.name, part, checked=True)
+            counted = store.query(f"SELECT count(), uniqExact(id) FROM {TABLE}").rows[0]
+            store.close()
+            assert [int(v) for v in counted] == [40, 40], lost
+    finally:
+        server.stop()

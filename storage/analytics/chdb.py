@@ -13,6 +13,7 @@ replaced, and no two queries ever share one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import queue
 import threading
@@ -29,18 +30,20 @@ from storage.analytics.params import format_params
 from storage.analytics.protocol import EngineInsert, QueryResult, RowBinary
 from storage.analytics.sql import (
     PING_SQL,
-    UNAVAILABLE_CODES,
     block_rows,
     engine_insert_settings,
     error_code,
     insert_select_statement,
     insert_statement,
     json_compact_result,
+    no_space,
     ping_time,
     quoted,
+    quoted_name,
     settings_clause,
+    unavailable,
 )
-from storage.errors import BadQuery, Unavailable
+from storage.errors import BadQuery, NoSpace, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +51,16 @@ log = logging.getLogger(__name__)
 def _translate(exc: Exception) -> Exception:
     message = str(exc)
     code = error_code(message)
-    if "Cannot lock file" in message or code in UNAVAILABLE_CODES:
+    if no_space(code, message):
+        return NoSpace(message)
+    if "Cannot lock file" in message or unavailable(code, message):
         return Unavailable(message)
     return BadQuery(message, code)
 
 
 POOL_SIZE = 8
+HOME = "default"
+"""Every connection's current database, where Hutch's tables are."""
 _T = TypeVar("_T")
 
 
@@ -108,39 +115,55 @@ class ChdbAnalytics:
         columns: Mapping[str, Sequence[Any]],
         *,
         dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         count = block_rows(columns)
         if count == 0:
             return 0
         names = list(columns)
         body = orjson.dumps(columns).decode()
-        self._run(insert_statement(table, names, dedup_token) + body, "Null")
+        self._run(insert_statement(table, names, dedup_token, marker) + body, "Null")
         return count
 
     def insert_json(
-        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+        self,
+        insert: EngineInsert,
+        lines: bytes,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
-        return self._insert_from_file(insert, lines, "JSONEachRow", dedup_token)
+        return self._insert_from_file(insert, lines, "JSONEachRow", dedup_token, marker)
 
     def insert_row_binary(
-        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+        self,
+        table: str,
+        block: RowBinary,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         if block.rows == 0:
             return 0
         insert = EngineInsert(
             table, block.columns, "SELECT * FROM {input}", block.structure, {}, {}
         )
-        self._insert_from_file(insert, block.data, "RowBinary", dedup_token)
+        self._insert_from_file(insert, block.data, "RowBinary", dedup_token, marker)
         return block.rows
 
     def _insert_from_file(
-        self, insert: EngineInsert, data: bytes, fmt: str, dedup_token: str | None
+        self,
+        insert: EngineInsert,
+        data: bytes,
+        fmt: str,
+        dedup_token: str | None,
+        marker: str | None,
     ) -> int:
         # file() rather than FROM INFILE: the engine reads RowBinary twice as fast through it.
         with self._spooled(data) as spool:
             source = f"file({quoted(spool)}, {quoted(fmt)}, {quoted(insert.structure)})"
             sql = insert_select_statement(insert, source)
-            settings = engine_insert_settings(insert, dedup_token)
+            settings = engine_insert_settings(insert, dedup_token, marker)
             return self._execute(
                 sql + settings_clause(settings), "Null", insert.params, _rows_written
             )
@@ -153,8 +176,11 @@ class ChdbAnalytics:
         try:
             try:
                 spool.write_bytes(data)
-            except OSError as exc:  # a full disk may clear: the runner retries the same span
-                raise Unavailable(f"analytics spool file: {exc}") from exc
+            except OSError as exc:
+                # A full disk may clear, or fit a smaller write: the runner retries the span,
+                # cut finer on NoSpace.
+                error = NoSpace if exc.errno == errno.ENOSPC else Unavailable
+                raise error(f"analytics spool file {spool}: {exc}") from exc
             yield str(spool)
         finally:
             with contextlib.suppress(OSError):
@@ -166,9 +192,11 @@ class ChdbAnalytics:
         params: Mapping[str, Any] | None = None,
         *,
         settings: Mapping[str, Any] | None = None,
+        database: str | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
-        raw = self._run(sql + settings_clause(settings), "JSONCompact", params)
+        text = sql + settings_clause(settings)
+        raw = self._execute(text, "JSONCompact", params, _result_bytes, database)
         return json_compact_result(raw, started)
 
     def ping(self) -> str:
@@ -189,19 +217,29 @@ class ChdbAnalytics:
         return self._execute(sql, fmt, params, _result_bytes)
 
     def _execute(
-        self, sql: str, fmt: str, params: Mapping[str, Any] | None, read: Callable[[Any], _T]
+        self,
+        sql: str,
+        fmt: str,
+        params: Mapping[str, Any] | None,
+        read: Callable[[Any], _T],
+        database: str | None = None,
     ) -> _T:
         """`read` of the engine's result object (None for some statements), taken before the
-        connection serves another query."""
+        connection serves another query. A chDB connection is a session: `database` is made
+        its current database for this query only (USE, then USE back)."""
         if self._closed:
             raise Unavailable("analytics store is closed")
         conn = self._borrow()
         try:
+            if database is not None:
+                conn.query(f"USE {quoted_name(database)}", "Null")
             if params:
                 result = conn.query(sql, fmt, params=format_params(params))
             else:
                 result = conn.query(sql, fmt)
             value = read(result)
+            if database is not None:
+                conn.query(f"USE {HOME}", "Null")
         except Exception as exc:
             self._discard(conn)
             raise _translate(exc) from exc

@@ -37,18 +37,20 @@ from storage.analytics.params import format_value
 from storage.analytics.protocol import EngineInsert, QueryResult, RowBinary
 from storage.analytics.sql import (
     PING_SQL,
-    UNAVAILABLE_CODES,
     block_rows,
     engine_insert_settings,
     error_code,
     insert_select_statement,
+    insert_settings,
     insert_statement,
     json_compact_result,
+    no_space,
     ping_time,
     quoted,
     setting_values,
+    unavailable,
 )
-from storage.errors import BadQuery, StorageError, Unavailable
+from storage.errors import BadQuery, NoSpace, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,14 @@ _AUTH_CODES = frozenset(
         516,  # AUTHENTICATION_FAILED
     }
 )
-_OPTIONS = ("secure", "verify", "connect_timeout", "send_receive_timeout")
+_OPTIONS = (
+    "secure",
+    "verify",
+    "connect_timeout",
+    "send_receive_timeout",
+    "sql_user",
+    "sql_password",
+)
 CONNECT_TIMEOUT_S = 5
 SEND_RECEIVE_TIMEOUT_S = 120
 
@@ -79,11 +88,16 @@ class ClickHouseConfig:
     verify: bool = True
     connect_timeout_s: int = CONNECT_TIMEOUT_S
     send_receive_timeout_s: int = SEND_RECEIVE_TIMEOUT_S
+    sql_username: str = ""
+    """The analyst user POST /api/sql's queries run as (ops/clickhouse/analyst.sql); empty:
+    they run as `username`, held by Hutch's own checks and filters alone."""
+    sql_password: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> ClickHouseConfig:
         """`clickhouse://user:pw@host:8123/db?secure=0` (`clickhouses://` for TLS); query
-        options: secure, verify, connect_timeout and send_receive_timeout (seconds)."""
+        options: secure, verify, connect_timeout and send_receive_timeout (seconds), and
+        sql_user / sql_password for the analyst user."""
         parts = urlsplit(url)
         if parts.scheme not in ("clickhouse", "clickhouses"):
             raise ValueError(f"not a ClickHouse URL: {parts.scheme}://")
@@ -102,6 +116,8 @@ class ClickHouseConfig:
             verify=_flag(options.get("verify", "1")),
             connect_timeout_s=int(options.get("connect_timeout", CONNECT_TIMEOUT_S)),
             send_receive_timeout_s=int(options.get("send_receive_timeout", SEND_RECEIVE_TIMEOUT_S)),
+            sql_username=options.get("sql_user", ""),
+            sql_password=options.get("sql_password", ""),
         )
 
 
@@ -139,7 +155,9 @@ def _translate(exc: Exception) -> StorageError:
         return Unavailable(f"analytics store: {message}")  # transport, timeouts, 429/503/504
     if isinstance(exc, DatabaseError):
         code = exc.code if exc.code is not None else error_code(message)
-        if code is None or code in UNAVAILABLE_CODES or code in _AUTH_CODES:
+        if no_space(code, message):
+            return NoSpace(f"analytics store: {message}")
+        if code is None or unavailable(code, message) or code in _AUTH_CODES:
             # No code: an HTTP failure that is not ClickHouse's (a proxy's 502, say).
             return Unavailable(f"analytics store: {message}")
         return BadQuery(message, code)
@@ -150,6 +168,7 @@ class ClickHouseAnalytics:
     def __init__(self, config: ClickHouseConfig) -> None:
         self.config = config
         self._client: Client | None = None
+        self._analyst: Client | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -166,12 +185,13 @@ class ClickHouseAnalytics:
         columns: Mapping[str, Sequence[Any]],
         *,
         dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         count = block_rows(columns)
         if count == 0:
             return 0
         names = list(columns)
-        head = insert_statement(table, names, dedup_token)
+        head = insert_statement(table, names, dedup_token, marker)
         body = orjson.dumps(columns)
         # The header goes in the `query` URL parameter and the rows in the body; the server
         # reads them as one statement. A command is never resent by the client on its own,
@@ -180,12 +200,17 @@ class ClickHouseAnalytics:
         return count
 
     def insert_json(
-        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+        self,
+        insert: EngineInsert,
+        lines: bytes,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         # The server reads the body as the input() table, in the trailing FORMAT.
         sql = insert_select_statement(insert, f"input({quoted(insert.structure)})")
         sql += "\nFORMAT JSONEachRow"
-        settings = setting_values(engine_insert_settings(insert, dedup_token))
+        settings = setting_values(engine_insert_settings(insert, dedup_token, marker))
         bound = _bound(insert.params)
         summary = self._call(
             lambda client: client.command(
@@ -195,14 +220,19 @@ class ClickHouseAnalytics:
         return int(getattr(summary, "written_rows", 0))
 
     def insert_row_binary(
-        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+        self,
+        table: str,
+        block: RowBinary,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         if block.rows == 0:
             return 0
         # clickhouse-connect's own raw insert: the statement and a line feed lead the body, so
         # rows starting with a byte ClickHouse reads as white space stay whole. It may send
         # again a request whose connection broke; the token makes that harmless.
-        settings = {} if dedup_token is None else {"insert_deduplication_token": dedup_token}
+        settings = insert_settings(dedup_token, marker)
         self._call(
             lambda client: client.raw_insert(
                 table, list(block.columns), block.data, settings=settings, fmt="RowBinary"
@@ -216,6 +246,7 @@ class ClickHouseAnalytics:
         params: Mapping[str, Any] | None = None,
         *,
         settings: Mapping[str, Any] | None = None,
+        database: str | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
         bound: dict[str, Any] | None = None
@@ -224,10 +255,19 @@ class ClickHouseAnalytics:
         if params and _PLACEHOLDER.search(sql):
             bound = _bound(params)
         values = setting_values(settings)
+        # The header names the query's database; the client's own `database` URL parameter
+        # is left out so that nothing competes with it.
+        headers = None if database is None else {"X-ClickHouse-Database": database}
         raw = self._call(
             lambda client: client.raw_query(
-                sql, parameters=bound, settings=values or None, fmt="JSONCompact"
-            )
+                sql,
+                parameters=bound,
+                settings=values or None,
+                fmt="JSONCompact",
+                use_database=database is None,
+                transport_settings=headers,
+            ),
+            analyst=database is not None,
         )
         return json_compact_result(raw, started)
 
@@ -237,40 +277,49 @@ class ClickHouseAnalytics:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            client, self._client = self._client, None
-        if client is not None:
+            clients = [c for c in (self._client, self._analyst) if c is not None]
+            self._client = self._analyst = None
+        for client in clients:
             client.close()
 
-    def _call(self, action: Callable[[Client], T]) -> T:
-        client = self._connect()
+    def _call(self, action: Callable[[Client], T], *, analyst: bool = False) -> T:
+        client = self._connect(analyst and bool(self.config.sql_username))
         try:
             return action(client)
         except (ClickHouseError, OSError) as exc:
             raise _translate(exc) from exc
 
-    def _connect(self) -> Client:
+    def _connect(self, analyst: bool = False) -> Client:
         with self._lock:
             if self._closed:
                 raise Unavailable("analytics store is closed")
+            if analyst:
+                if self._analyst is None:
+                    c = self.config
+                    self._analyst = self._new_client(c.sql_username, c.sql_password)
+                return self._analyst
             if self._client is None:
-                c = self.config
-                try:
-                    self._client = clickhouse_connect.get_client(
-                        host=c.host,
-                        port=c.port,
-                        username=c.username,
-                        password=c.password,
-                        database=c.database,
-                        secure=c.secure,
-                        verify=c.verify,
-                        connect_timeout=c.connect_timeout_s,
-                        send_receive_timeout=c.send_receive_timeout_s,
-                        autogenerate_session_id=False,
-                        compress=False,
-                        dedicated_pool=True,
-                    )
-                except (ClickHouseError, OSError) as exc:
-                    # Connecting runs a few queries (version, settings); whatever fails
-                    # there, the store is not usable yet.
-                    raise Unavailable(f"analytics store at {c.host}:{c.port}: {exc}") from exc
+                self._client = self._new_client(self.config.username, self.config.password)
             return self._client
+
+    def _new_client(self, username: str, password: str) -> Client:
+        c = self.config
+        try:
+            return clickhouse_connect.get_client(
+                host=c.host,
+                port=c.port,
+                username=username,
+                password=password,
+                database=c.database,
+                secure=c.secure,
+                verify=c.verify,
+                connect_timeout=c.connect_timeout_s,
+                send_receive_timeout=c.send_receive_timeout_s,
+                autogenerate_session_id=False,
+                compress=False,
+                dedicated_pool=True,
+            )
+        except (ClickHouseError, OSError) as exc:
+            # Connecting runs a few queries (version, settings); whatever fails there, the
+            # store is not usable yet.
+            raise Unavailable(f"analytics store at {c.host}:{c.port}: {exc}") from exc

@@ -61,25 +61,40 @@ class Analytics(Protocol):
         columns: Mapping[str, Sequence[Any]],
         *,
         dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         """Insert rows given column by column; returns the number of rows.
 
         One call is one block: either all rows land or none. Calling again with the same
-        `dedup_token` after a failure or a crash does not insert the rows twice. Blocks until
-        the rows are stored. Raises Unavailable (retryable) or BadQuery.
+        `dedup_token` after a failure does not insert the rows twice, as long as the engine
+        kept what it wrote (after a crash it may remember a block it lost: projections/sink.py
+        checks the rows themselves). Blocks until the rows are stored. `marker` is the
+        insert's `log_comment`, which a table's MATERIALIZED column can store in every row.
+        Raises Unavailable (retryable; NoSpace when a smaller write may fit) or BadQuery.
         """
 
     def insert_json(
-        self, insert: EngineInsert, lines: bytes, *, dedup_token: str | None = None
+        self,
+        insert: EngineInsert,
+        lines: bytes,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         """Run `insert` over `lines`; returns the rows written. The same guarantees as
-        `insert`: one block, all or nothing, deduplicated by `dedup_token`."""
+        `insert`: one block, all or nothing, deduplicated by `dedup_token`, marked by
+        `marker`."""
 
     def insert_row_binary(
-        self, table: str, block: RowBinary, *, dedup_token: str | None = None
+        self,
+        table: str,
+        block: RowBinary,
+        *,
+        dedup_token: str | None = None,
+        marker: str | None = None,
     ) -> int:
         """Insert encoded rows; returns the number of rows. The same guarantees as `insert`:
-        one block, all or nothing, deduplicated by `dedup_token`."""
+        one block, all or nothing, deduplicated by `dedup_token`, marked by `marker`."""
 
     def query(
         self,
@@ -87,8 +102,14 @@ class Analytics(Protocol):
         params: Mapping[str, Any] | None = None,
         *,
         settings: Mapping[str, Any] | None = None,
+        database: str | None = None,
     ) -> QueryResult:
-        """Run one SELECT with bound parameters. Raises BadQuery or Unavailable."""
+        """Run one SELECT with bound parameters. Raises BadQuery or Unavailable.
+
+        `database`, if given, is the query's current database, where its bare table names
+        resolve; on a ClickHouse server configured with an analyst user (`sql_user`), such a
+        query runs as that user. A query stopped by its own limits (time, memory, result
+        size) is a BadQuery: it would fail again."""
 
     def ping(self) -> str:
         """The engine's current time (ISO 8601); raises Unavailable."""

@@ -21,11 +21,13 @@ _SETTING_NAME = re.compile(r"[a-z_0-9]+")
 
 UNAVAILABLE_CODES = frozenset(
     {
-        241,  # MEMORY_LIMIT_EXCEEDED: retry later
+        241,  # MEMORY_LIMIT_EXCEEDED: retry later (unless the query's own limit: see below)
         202,  # TOO_MANY_SIMULTANEOUS_QUERIES
         243,  # NOT_ENOUGH_SPACE
     }
 )
+NOT_ENOUGH_SPACE = 243
+_QUERY_MEMORY_LIMIT = re.compile(r"Query memory limit exceeded|Memory limit \(for query\)")
 
 
 def error_code(message: str) -> int | None:
@@ -34,13 +36,46 @@ def error_code(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def insert_statement(table: str, columns: Sequence[str], dedup_token: str | None) -> str:
+def unavailable(code: int | None, message: str) -> bool:
+    """Whether a failure is the engine's (retry later) rather than the query's. A query
+    stopped by its own memory limit fails the same way every time: not worth a retry."""
+    if code == 241 and _QUERY_MEMORY_LIMIT.search(message):
+        return False
+    return code in UNAVAILABLE_CODES
+
+
+def no_space(code: int | None, message: str) -> bool:
+    """Whether a failure is the disk being too full for the write (a smaller one may fit)."""
+    return code == NOT_ENOUGH_SPACE or "No space left on device" in message
+
+
+def quoted_name(name: str) -> str:
+    """A ClickHouse identifier in backquotes."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def insert_statement(
+    table: str, columns: Sequence[str], dedup_token: str | None, marker: str | None = None
+) -> str:
     """The INSERT header both adapters send before a JSONColumns body."""
     names = ", ".join(f"`{c}`" for c in columns)
     head = f"INSERT INTO {table} ({names})"
-    if dedup_token is not None:
-        head += f" SETTINGS insert_deduplication_token = {quoted(dedup_token)}"
+    settings = insert_settings(dedup_token, marker)
+    if settings:
+        head += " SETTINGS " + ", ".join(f"{k} = {quoted(str(v))}" for k, v in settings.items())
     return head + " FORMAT JSONColumns "
+
+
+def insert_settings(dedup_token: str | None, marker: str | None) -> dict[str, int | str]:
+    """An insert's deduplication token, and its marker as the `log_comment` setting: a table
+    can store it in every row of the insert (a MATERIALIZED column reading
+    `getSetting('log_comment')`), so the rows say which write made them."""
+    settings: dict[str, int | str] = {}
+    if dedup_token is not None:
+        settings["insert_deduplication_token"] = dedup_token
+    if marker is not None:
+        settings["log_comment"] = marker
+    return settings
 
 
 ONE_BLOCK_SETTINGS: dict[str, int | str] = {
@@ -62,11 +97,10 @@ def insert_select_statement(insert: EngineInsert, source: str) -> str:
     return f"INSERT INTO {insert.table} ({names}) " + insert.select.replace("{input}", source)
 
 
-def engine_insert_settings(insert: EngineInsert, dedup_token: str | None) -> dict[str, int | str]:
-    settings = {**insert.settings, **ONE_BLOCK_SETTINGS}
-    if dedup_token is not None:
-        settings["insert_deduplication_token"] = dedup_token
-    return settings
+def engine_insert_settings(
+    insert: EngineInsert, dedup_token: str | None, marker: str | None = None
+) -> dict[str, int | str]:
+    return {**insert.settings, **ONE_BLOCK_SETTINGS, **insert_settings(dedup_token, marker)}
 
 
 def quoted(text: str) -> str:

@@ -368,7 +368,7 @@ class SQLiteLog:
                         _insert(conn, topic, pending)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             finally:
                 lock.release()
@@ -498,8 +498,8 @@ class SQLiteLog:
         self, group: str, positions: Sequence[Position], through: dict[Topic, int] | None
     ) -> None:
         """Upsert committed offsets (positions: next offset to read) or begun-batch marks."""
-        conn = self._reader()
         try:
+            conn = self._reader()
             with self._lock().held():
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -520,7 +520,7 @@ class SQLiteLog:
                         )
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
         except (sqlite3.Error, OSError) as exc:
             raise Unavailable(f"event log offset commit failed: {exc}") from exc
@@ -581,6 +581,18 @@ def _take_waiting(
 
 def _envelopes(item: _Pending) -> int:
     return len(item.envelopes)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already: on some errors (a full
+    disk, for one) it rolls back by itself, and a ROLLBACK then fails with "no transaction is
+    active", hiding the error that matters."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:  # the error being raised says more than this one
+        log.warning("event log rollback failed", extra={"error": str(exc)})
 
 
 def _fsync(path: Path) -> None:

@@ -98,7 +98,10 @@ class SQLiteRelational:
         try:
             yield _SQLiteTransaction(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back by itself (a full disk): a ROLLBACK then fails
+            # with "no transaction is active" and hides the error that matters.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         with _translated():
             conn.execute("COMMIT")

@@ -139,6 +139,23 @@ class AnalyticsConformance:
         analytics.insert(table, columns(5), dedup_token="batch-2")
         assert int(analytics.query(f"SELECT count() FROM {table}").rows[0][0]) == 10
 
+    def test_an_insert_marks_its_rows(self, analytics: Analytics, table: str) -> None:
+        """Each kind of insert hands its marker to the table (projections/sink.py relies on
+        it), also with a deduplication token, and a row of an unmarked insert reads ''."""
+        create(analytics, table)
+        analytics.execute(
+            f"ALTER TABLE {table} ADD COLUMN mark String MATERIALIZED getSetting('log_comment')"
+        )
+        analytics.insert(table, columns(2), dedup_token="c", marker="columns")
+        block = encode_rows(ROW_BINARY_COLUMNS, row_binary_rows(3))
+        analytics.insert_row_binary(table, block, dedup_token="r", marker="row binary")
+        lines = b'{"i":1,"app":"a","doc":{}} {"i":2,"app":"b","doc":{}}'
+        analytics.insert_json(engine_insert(table), lines, marker="json 'lines'")
+        analytics.insert(table, columns(1))
+        result = analytics.query(f"SELECT mark, count() FROM {table} GROUP BY mark ORDER BY mark")
+        counts = {mark: int(n) for mark, n in result.rows}
+        assert counts == {"": 1, "columns": 2, "json 'lines'": 2, "row binary": 3}
+
     def test_row_binary_rows_round_trip(self, analytics: Analytics, table: str) -> None:
         create(analytics, table)
         block = encode_rows(ROW_BINARY_COLUMNS, row_binary_rows(3))
@@ -177,6 +194,30 @@ class AnalyticsConformance:
         with pytest.raises(BadQuery):
             analytics.query(f"SELECT * FROM {table}", settings={"max_result_rows": 10})
         assert len(analytics.query(f"SELECT * FROM {table}").rows) == 50
+
+    def test_a_query_runs_in_the_database_it_names(self, analytics: Analytics, table: str) -> None:
+        create(analytics, table)
+        analytics.insert(table, columns(2))
+        elsewhere = f"db_{table}"
+        analytics.execute(f"CREATE DATABASE {elsewhere}")
+        analytics.execute(f"CREATE VIEW {elsewhere}.{table} AS SELECT 'there' AS app")
+        found = analytics.query(f"SELECT app FROM {table}", database=elsewhere)
+        assert found.rows == [["there"]]
+        for _ in range(10):  # every pooled connection is back home afterwards
+            assert len(analytics.query(f"SELECT app FROM {table}").rows) == 2
+        with pytest.raises(BadQuery):
+            analytics.query(f"SELECT app FROM {table}_missing", database=elsewhere)
+        assert len(analytics.query(f"SELECT app FROM {table}").rows) == 2
+        analytics.execute(f"DROP DATABASE {elsewhere}")
+
+    def test_a_query_stopped_by_its_own_memory_limit_is_a_bad_query(
+        self, analytics: Analytics
+    ) -> None:
+        with pytest.raises(BadQuery, match="emory limit"):
+            analytics.query(
+                "SELECT groupArray(toString(a)) FROM (SELECT arrayJoin(range(5000000)) AS a)",
+                settings={"max_memory_usage": 10_000_000},
+            )
 
     def test_bad_sql_is_a_bad_query(self, analytics: Analytics, table: str) -> None:
         with pytest.raises(BadQuery):
