@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from hutch import flag_cli
+from hutch.data_lock import DataDirInUse
 from hutch.logs import configure_logging
 from hutch.settings import OPTIONS, Settings, SettingsError
 
@@ -80,6 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     app_create.add_argument("name")
     app_create.add_argument("--developer", required=True)
     app_create.add_argument("--retention-days", type=int, help="analytics retention")
+    app_rotate = app.add_parser(
+        "rotate-secret",
+        help="give an app a new secret (printed once); the old one stops after --grace",
+    )
+    app_rotate.add_argument("name")
+    app_rotate.add_argument("--developer", required=True, help="the app's owner")
+    app_rotate.add_argument(
+        "--grace",
+        type=_grace,
+        default=0,
+        help="how long the previous secret keeps working: seconds or 90s, 15m, 1h, 7d "
+        "(at most 30d; default 0: it stops at once)",
+    )
+    app_end_grace = app.add_parser(
+        "revoke-previous-secrets",
+        help="stop an app's previous secrets now, ending a rotation's grace period early",
+    )
+    app_end_grace.add_argument("name")
+    app_end_grace.add_argument("--developer", required=True, help="the app's owner")
 
     token = command("token", "manage API tokens").add_subparsers(dest="action", required=True)
     token_create = token.add_parser("create", help="create an API token; printed once")
@@ -134,12 +154,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     configure_logging(settings.log_level)
+    try:
+        return _run(args, settings)
+    except DataDirInUse as exc:
+        print(orjson.dumps(exc.body()).decode(), file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from hutch import processes
 
     match args.command:
         case "serve":
-            migrate(settings)
-            return processes.serve(settings)
+            return processes.serve(settings, prepare=lambda: migrate(settings))
         case "ingest":
             migrate(settings)
             processes.run_ingest(settings, args.forward or settings.query_url or None)
@@ -148,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             processes.run_query(settings, socket=args.socket, projectors=args.projectors)
             return 0
         case "project":
-            migrate(settings)
-            processes.run_projectors(settings)
+            processes.run_projectors(settings, prepare=lambda: migrate(settings))
             return 0
         case "migrate":
             return _admin(settings, lambda rt: _migrate_all(rt), analytics=True)
@@ -157,6 +183,20 @@ def main(argv: list[str] | None = None) -> int:
             return _admin(settings, lambda rt: _replay(rt, args.projection), analytics=True)
         case "developer":
             return _admin(settings, lambda rt: _commands().create_developer(rt.commands, args.name))
+        case "app" if args.action == "rotate-secret":
+            return _admin(
+                settings,
+                lambda rt: _commands().rotate_secret(
+                    rt.commands, args.developer, args.name, args.grace
+                ),
+            )
+        case "app" if args.action == "revoke-previous-secrets":
+            return _admin(
+                settings,
+                lambda rt: _commands().revoke_previous_secrets(
+                    rt.commands, args.developer, args.name
+                ),
+            )
         case "app":
             return _admin(
                 settings,
@@ -188,6 +228,15 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_builder(settings, args)
     return 2
+
+
+def _grace(text: str) -> int:
+    from schemas.identity import grace_seconds
+
+    try:
+        return grace_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _commands() -> Any:

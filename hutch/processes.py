@@ -1,5 +1,10 @@
 """Running the parts: gunicorn for ingest, uvicorn for the query service, projectors alone,
-and `hutch serve`, which supervises them all on one machine."""
+and `hutch serve`, which supervises them all on one machine.
+
+`hutch serve` owns its data directory (hutch/data_lock.py) before it touches anything in it,
+and hands the lock to its children, which die with it: killed outright, it leaves nothing
+running that a new start would have to fight over (chDB's files, the port, the socket).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hutch.runtime import Runtime
+from hutch.client_timeouts import BodyDeadline, pace_of, paced_protocol
+from hutch.data_lock import DataLock, acquire
+from hutch.runtime import Runtime, claim_analytics
 from hutch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +53,7 @@ def run_ingest(settings: Settings, forward_to: str | None) -> None:
         def load(self) -> Any:
             from ingest.asgi import app
 
-            return app
+            return BodyDeadline(app, pace_of(settings))
 
     IngestServer().run()
 
@@ -56,26 +64,27 @@ def run_query(settings: Settings, *, socket: Path | None, projectors: bool) -> N
 
     from query.app import create_app
 
-    runtime = Runtime(settings, want_analytics=True, run_projectors=projectors)
-    app = create_app(runtime)
+    runtime = Runtime(settings, want_analytics=True, run_projectors=projectors)  # owns chDB
+    pace = pace_of(settings)
+    app = BodyDeadline(create_app(runtime), pace)
+    common: dict[str, Any] = {"http": paced_protocol(pace), "log_config": None, "access_log": False}
     if socket is not None:
         socket.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             socket.unlink()
-        config = uvicorn.Config(app, uds=str(socket), log_config=None, access_log=False)
+        config = uvicorn.Config(app, uds=str(socket), **common)
     else:
         host, _, port = settings.bind.rpartition(":")
-        config = uvicorn.Config(
-            app, host=host or "127.0.0.1", port=int(port), log_config=None, access_log=False
-        )
+        config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), **common)
     try:
         uvicorn.Server(config).run()
     finally:
         runtime.release()
 
 
-def run_projectors(settings: Settings) -> None:
-    """Projectors only, until SIGINT or SIGTERM."""
+def run_projectors(settings: Settings, prepare: Callable[[], None]) -> None:
+    """Projectors only, until SIGINT or SIGTERM; `prepare` (migrations) runs once the data
+    directory is owned, if it must be (chDB)."""
 
     async def main() -> None:
         runtime = Runtime(settings, run_projectors=True)
@@ -89,12 +98,34 @@ def run_projectors(settings: Settings) -> None:
         await runtime.close()
         runtime.release()
 
-    asyncio.run(main())
+    owner = claim_analytics(settings)
+    try:
+        prepare()
+        asyncio.run(main())
+    finally:
+        if owner is not None:
+            owner.release()
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, prepare: Callable[[], None]) -> int:
     """Everything on one machine: the query process (chDB owner, projectors, reads) on a Unix
-    socket, and gunicorn ingest workers on the public bind that forward reads to it."""
+    socket, and gunicorn ingest workers on the public bind that forward reads to it.
+
+    The data directory is owned first (DataDirInUse if another process has it); `prepare`
+    (migrations) runs only then."""
+    try:
+        lock = acquire(settings.data, wait_s=settings.start_wait_s)
+    except KeyboardInterrupt:  # Ctrl-C while waiting for a previous owner to exit
+        log.info("stopped before starting")
+        return 130
+    try:
+        prepare()
+        return _supervise(settings, lock)
+    finally:
+        lock.release()
+
+
+def _supervise(settings: Settings, lock: DataLock) -> int:
     run_dir = settings.data / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir = run_dir / "metrics"
@@ -103,10 +134,13 @@ def serve(settings: Settings) -> int:
     socket = run_dir / "query.sock"
     with contextlib.suppress(FileNotFoundError):
         socket.unlink()
-    env = {**os.environ, **settings.as_env(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {
+        **os.environ,
+        **settings.as_env(),
+        **lock.child_env(),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     hutch = [sys.executable, "-m", "hutch"]
-    query = _child([*hutch, "query", "--socket", str(socket), "--projectors"], env)
-    children = [query]
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -115,11 +149,15 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    query = _child([*hutch, "query", "--socket", str(socket), "--projectors"], env, lock)
+    children = [query]
     try:
-        if not _wait_for_socket(socket, query, timeout_s=60):
+        if not _wait_for_socket(socket, query, timeout_s=60, stopping=lambda: stopping):
+            if stopping:
+                return 0
             log.error("the query process did not start; see its log above")
             return 1
-        ingest = _child([*hutch, "ingest", "--forward", f"unix://{socket}"], env)
+        ingest = _child([*hutch, "ingest", "--forward", f"unix://{socket}"], env, lock)
         children.insert(0, ingest)
         log.info("hutch serving", extra={"bind": settings.bind, "data": str(settings.data)})
         while not stopping:
@@ -132,20 +170,39 @@ def serve(settings: Settings) -> int:
         _stop_all(children)
 
 
-def _child(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux): a supervisor
+    killed outright takes its children with it, before anything can be started again.
+    SIGKILL, not SIGTERM: a child shutting down gracefully would hold the data directory
+    (and chDB) for seconds after its supervisor is gone. A supervisor stopped normally
+    stops its children first, in order."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request above took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child(argv: list[str], env: dict[str, str], lock: DataLock) -> subprocess.Popen[bytes]:
     """A child in its own session (Ctrl-C reaches only the supervisor, which stops children
-    in order) that the kernel terminates if the supervisor dies."""
+    in order) that dies with the supervisor and holds the data directory's lock with it."""
+    parent = os.getpid()
+    return subprocess.Popen(
+        argv,
+        env=env,
+        start_new_session=True,
+        pass_fds=(lock.fd,),
+        preexec_fn=lambda: die_with_parent(parent),
+    )
 
-    def die_with_parent() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
-    return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent)
-
-
-def _wait_for_socket(socket: Path, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+def _wait_for_socket(
+    socket: Path,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
+    stopping: Callable[[], bool],
+) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping():
         if process.poll() is not None:
             return False
         if socket.exists():

@@ -2,7 +2,8 @@
 
 Adapters are created cheaply up front and started in `start()`, which each ASGI worker calls
 from its lifespan startup, after gunicorn's fork; the analytics store is opened only by the
-process that asked for it (chDB allows one per data directory).
+process that asked for it (chDB allows one per data directory), which owns the data directory
+for as long (hutch/data_lock.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hutch.data_lock import DataLock, acquire
 from hutch.keys import derive, secret_key
 from hutch.metrics import TALLY, flush_forever
-from hutch.settings import Settings
+from hutch.settings import Settings, url_scheme
 from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.auth import Authenticator
 from ingest.build_context import BuildContext
@@ -82,6 +84,14 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 50)
 
 
+def claim_analytics(settings: Settings) -> DataLock | None:
+    """Own the data directory if the analytics store is chDB (one process per directory):
+    DataDirInUse if another process does."""
+    if url_scheme(settings.analytics_url) != "chdb":
+        return None
+    return acquire(settings.data, wait_s=settings.start_wait_s)
+
+
 OTLP_BATCH_RECORDS = 500
 """Most OTLP log records a projector takes at once: each is a whole export request (often
 hundreds of spans, points or log records), so HUTCH_PROJECTOR_BATCH, counted in records,
@@ -109,8 +119,11 @@ class Runtime:
     _retention_at: float = field(init=False, default=0.0)
     _started: bool = field(init=False, default=False)
     _flusher: asyncio.Task[None] | None = field(init=False, default=None)
+    _owner: DataLock | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.want_analytics or self.run_projectors:
+            self._owner = claim_analytics(self.settings)  # before anything is opened
         self.log = open_log(self.settings)
         self.db = open_relational(self.settings)
         self.auth = Authenticator(self.db)
@@ -123,7 +136,11 @@ class Runtime:
         )
         self.workers = WorkerAuth(self.db)
         if self.want_analytics or self.run_projectors:
-            self.analytics = open_analytics(self.settings)
+            try:
+                self.analytics = open_analytics(self.settings)
+            except BaseException:
+                self.release()
+                raise
 
     @property
     def commands(self) -> Context:
@@ -137,6 +154,7 @@ class Runtime:
             self.settings,
             self.objects,
             client_key=derive(self.secret, "download-clients"),
+            upload_key=derive(self.secret, "upload-keys"),
         )
 
     @property
@@ -225,6 +243,9 @@ class Runtime:
         if self.analytics is not None:
             self.analytics.close()
             self.analytics = None
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     async def close(self) -> None:
         if not self._started:

@@ -85,6 +85,18 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
     ),
     "sql_timeout_s": Option("HUTCH_SQL_TIMEOUT", "10", "seconds a POST /api/sql query may run"),
+    "sql_max_memory": Option(
+        "HUTCH_SQL_MAX_MEMORY", "1073741824", "bytes of memory one POST /api/sql query may use"
+    ),
+    "sql_max_result_bytes": Option(
+        "HUTCH_SQL_MAX_RESULT_BYTES", "67108864", "largest POST /api/sql result, in bytes"
+    ),
+    "sql_max_concurrent": Option(
+        "HUTCH_SQL_MAX_CONCURRENT", "4", "POST /api/sql queries running at once, in all"
+    ),
+    "sql_max_per_developer": Option(
+        "HUTCH_SQL_MAX_PER_DEVELOPER", "2", "POST /api/sql queries one developer runs at once"
+    ),
     "max_upload_bytes": Option(
         "HUTCH_MAX_UPLOAD", "209715200", "largest build upload accepted, in bytes (200 MiB)"
     ),
@@ -92,6 +104,24 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_BUILD_LEASE",
         "300",
         "seconds a builder worker holds a build without reporting before it is requeued",
+    ),
+    "start_wait_s": Option(
+        "HUTCH_START_WAIT",
+        "30",
+        "seconds a start waits for the processes of a killed previous owner of the data "
+        "directory to exit (a running owner: refused at once)",
+    ),
+    "client_timeout_s": Option(
+        "HUTCH_CLIENT_TIMEOUT",
+        "30",
+        "seconds a client has to send a request, head and body, from connecting (or from its "
+        "first byte on a kept-alive connection); later: 408 and the connection is closed",
+    ),
+    "client_min_rate": Option(
+        "HUTCH_CLIENT_MIN_RATE",
+        "1024",
+        "bytes per second a client must keep up while sending: each such amount it sends "
+        "earns it one more second past HUTCH_CLIENT_TIMEOUT",
     ),
 }
 
@@ -118,8 +148,15 @@ class Settings:
     secret_key: str
     sql_max_rows: int
     sql_timeout_s: float
+    sql_max_memory: int
+    sql_max_result_bytes: int
+    sql_max_concurrent: int
+    sql_max_per_developer: int
     max_upload_bytes: int
     build_lease_s: int
+    start_wait_s: float
+    client_timeout_s: float
+    client_min_rate: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
@@ -153,8 +190,15 @@ class Settings:
                 secret_key=values["secret_key"],
                 sql_max_rows=int(values["sql_max_rows"]),
                 sql_timeout_s=float(values["sql_timeout_s"]),
+                sql_max_memory=int(values["sql_max_memory"]),
+                sql_max_result_bytes=int(values["sql_max_result_bytes"]),
+                sql_max_concurrent=int(values["sql_max_concurrent"]),
+                sql_max_per_developer=int(values["sql_max_per_developer"]),
                 max_upload_bytes=int(values["max_upload_bytes"]),
                 build_lease_s=int(values["build_lease_s"]),
+                start_wait_s=float(values["start_wait_s"]),
+                client_timeout_s=_positive(float(values["client_timeout_s"]), "client_timeout_s"),
+                client_min_rate=int(_positive(int(values["client_min_rate"]), "client_min_rate")),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid setting: {exc}") from exc
@@ -172,6 +216,12 @@ class Settings:
 
 class SettingsError(ValueError):
     pass
+
+
+def _positive(value: float, name: str) -> float:
+    if value <= 0:
+        raise ValueError(f"{OPTIONS[name].env} must be above 0, not {value:g}")
+    return value
 
 
 def url_path(url: str) -> Path:

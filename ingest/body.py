@@ -1,4 +1,5 @@
-"""Reading request bodies: content type, size limit, JSON decoding, with the right errors."""
+"""Reading request bodies: content type, size limit, time limit, JSON decoding, with the
+right errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ingest.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ingest.errors import BadRequest, HutchError, PayloadTooLarge, UnsupportedMediaType
 
 
 def media_type(req: falcon.asgi.Request) -> str:
@@ -68,3 +69,10 @@ def send_json(resp: falcon.asgi.Response, status: int, body: Any) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.data = orjson.dumps(body)
+
+
+class RequestTimeout(HutchError):
+    """The client did not send its request in time (hutch/client_timeouts.py raises it from
+    the application's own read of the body)."""
+
+    status, code = 408, "request_timeout"

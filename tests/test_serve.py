@@ -12,8 +12,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from hutch.settings import Settings
@@ -22,28 +24,55 @@ from tests.helpers import descendants, developer_with_app, eventually, kill_tree
 
 
 class Served:
-    def __init__(self, settings: Settings, port: int) -> None:
+    """`hutch serve` as a real process, its stderr kept in a file beside the data directory.
+
+    Its HOME is a directory of its own, so nothing it might leave there (gunicorn once put
+    its control socket in ~/.gunicorn) reaches other instances. `session`: in a process group
+    of its own, which a test can SIGKILL whole as a shell's job control would. `wait`: until
+    it answers /api/health."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        session: bool = False,
+    ) -> None:
         self.settings = settings
         data = settings.data
         data.mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **settings.as_env(), "HUTCH_BIND": f"127.0.0.1:{port}"}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.home = data.parent / "home"
+        self.home.mkdir(exist_ok=True)
+        full_env = {**os.environ, **settings.as_env()}
+        for inherited in ("PROMETHEUS_MULTIPROC_DIR", "XDG_RUNTIME_DIR"):
+            full_env.pop(inherited, None)
+        full_env.update({"HUTCH_BIND": f"127.0.0.1:{port}", "HOME": str(self.home), **(env or {})})
+        self.log = data.parent / f"serve-{port}-{time.monotonic_ns()}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hutch", "serve"],
-            env=env,
+            env=full_env,
             stdout=subprocess.DEVNULL,
-            stderr=open(data.parent / f"serve-{port}.log", "ab"),  # noqa: SIM115
+            stderr=open(self.log, "ab"),  # noqa: SIM115
+            start_new_session=session,
         )
-        eventually(self._healthy, timeout_s=60)
+        if wait:
+            eventually(self._healthy, timeout_s=60)
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"hutch serve exited with {self.process.returncode}")
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"hutch serve exited with {self.process.returncode}: {tail}")
         try:
             return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """What it logged, one JSON object per line (anything else is a test failure)."""
+        return [orjson.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
 @pytest.fixture
@@ -51,6 +80,7 @@ def data(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Settings) -> None:
     port = free_port()
@@ -105,6 +135,7 @@ def test_sigkill_after_a_burst_loses_nothing_acknowledged(data: Settings) -> Non
         kill_tree(restarted.process.pid)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_ctrl_c_stops_every_process(data: Settings) -> None:
     served = Served(data, free_port())
