@@ -14,7 +14,14 @@ from ingest.flag_evaluations import FlagEvaluationIngest
 from ingest.flags_api import FlagCommands
 from ingest.forward import Forwarded, Forwarder
 from ingest.icons import AppIcon
-from ingest.identity_api import AppCommands, AppSettings, TokenCommands, TokenRevocation
+from ingest.identity_api import (
+    AppCommands,
+    AppSecret,
+    AppSettings,
+    PreviousSecrets,
+    TokenCommands,
+    TokenRevocation,
+)
 from ingest.objects import SignedObjects
 from ingest.otlp import routes as otlp_routes
 from ingest.telemetry import TelemetryIngest
@@ -32,6 +39,8 @@ def routes(runtime: Runtime, forwarder: Forwarder | None) -> list[Route]:
         ("/api/telemetry", TelemetryIngest(runtime.log, auth, settings.max_body_bytes)),
         ("/api/apps", AppCommands(ctx, auth)),
         ("/api/apps/{app}", AppSettings(ctx, auth)),
+        ("/api/apps/{app}/secret", AppSecret(ctx, auth)),
+        ("/api/apps/{app}/secret/previous", PreviousSecrets(ctx, auth)),
         ("/api/tokens", TokenCommands(ctx, auth)),
         ("/api/tokens/{token_id}", TokenRevocation(ctx, auth)),
         ("/api/auth/status", AuthStatus(auth)),

@@ -1,8 +1,18 @@
 """Who is calling: app secrets (ingest) and developer bearer tokens (APIs), both cached.
 
-Lookups hit the relational store on a miss and are remembered briefly: a hit for a few
-seconds, a miss for half a second, so a secret or token created by a command works within a
-second, and a revoked token stops working within `TOKEN_TTL_S`.
+How fresh an answer is; these are the bounds the README states:
+- An identity command (create or revoke a token, create an app, rotate or revoke its
+  secrets, change its retention) re-reads its caller's token from the relational store
+  after catching up with the log, under the command lock (`confirm`, no cache): once
+  `DELETE /api/tokens/{id}` has answered, the revoked token can change nothing, in any
+  process.
+- Everywhere else a lookup is remembered for at most `CREDENTIAL_TTL_S` (1 s). A command
+  answers only once the relational store holds its event, so a revoked token, or a secret
+  replaced by a rotation without grace, stops working in every process at most 1 s after
+  the command answered, and at once in the process that ran it (it drops its cache).
+- The end of a replaced secret's grace period travels with its cached entry and is checked
+  on every use: the old secret stops working when its grace ends, not up to 1 s later.
+- An unknown credential is remembered as unknown for `MISS_TTL_S` (0.5 s).
 """
 
 from __future__ import annotations
@@ -20,10 +30,9 @@ from ingest.errors import Forbidden, NotFound, Unauthorized
 from query import identity as q
 from schemas.envelope import now_micros
 from schemas.identity import TOKEN
-from storage.relational import Relational
+from storage.relational import Relational, Transaction
 
-APP_TTL_S = 5.0
-TOKEN_TTL_S = 1.0
+CREDENTIAL_TTL_S = 1.0
 MISS_TTL_S = 0.5
 MAX_ENTRIES = 50_000
 
@@ -33,7 +42,33 @@ V = TypeVar("V")
 @dataclass(frozen=True, slots=True)
 class Developer:
     name: str
-    token_id: str
+    token_id: str | None = None
+    """The bearer token that named this developer; None for the operator at the CLI."""
+
+
+def refusal(token: q.Token, now: int) -> Unauthorized | None:
+    """Why a token found in the store does not authenticate now, if it does not."""
+    if token.revoked_at is not None:
+        return Unauthorized("this token has been revoked", code="token_revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        return Unauthorized("this token has expired", code="token_expired")
+    return None
+
+
+def confirm(db: Relational | Transaction, caller: Developer) -> None:
+    """Raise 401 unless the caller's token is live in `db` now, read without any cache.
+
+    Commands call this under their command lock after catching up, so a token revoked by a
+    command that has answered is refused here whichever process cached it as live. The
+    operator (no token) is not checked. Blocks; call from a thread in async code."""
+    if caller.token_id is None:
+        return
+    token = q.token_by_id(db, caller.token_id)
+    if token is None or token.developer != caller.name:
+        raise Unauthorized("unknown token", code="invalid_token")
+    problem = refusal(token, now_micros())
+    if problem is not None:
+        raise problem
 
 
 class _TTLCache(Generic[V]):
@@ -47,6 +82,11 @@ class _TTLCache(Generic[V]):
             return False, None
         return True, entry[1]
 
+    def drop(self, stale: Callable[[V], bool]) -> None:
+        """Forget the remembered values `stale` picks (misses stay: they cannot be stale)."""
+        for key in [k for k, (_, v) in self._entries.items() if v is not None and stale(v)]:
+            del self._entries[key]
+
     def put(self, key: str, value: V | None, ttl: float) -> None:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()  # bounded against floods of made-up credentials
@@ -56,7 +96,7 @@ class _TTLCache(Generic[V]):
 class Authenticator:
     def __init__(self, db: Relational, clock: Callable[[], float] = time.monotonic) -> None:
         self._db = db
-        self._apps: _TTLCache[q.App] = _TTLCache(clock)
+        self._apps: _TTLCache[q.AppSecret] = _TTLCache(clock)
         self._tokens: _TTLCache[q.Token] = _TTLCache(clock)
         self._owned: _TTLCache[list[q.App]] = _TTLCache(clock)
 
@@ -68,12 +108,18 @@ class Authenticator:
                 code="missing_secret",
             )
         key = hashlib.sha256(secret.encode()).hexdigest()
-        found, app = self._apps.get(key)
+        found, entry = self._apps.get(key)
         if not found:
-            app = await asyncio.to_thread(q.app_by_secret_hash, self._db, key)
-            self._apps.put(key, app, APP_TTL_S if app else MISS_TTL_S)
-        if app is None:
+            entry = await asyncio.to_thread(q.app_by_secret_hash, self._db, key)
+            self._apps.put(key, entry, CREDENTIAL_TTL_S if entry else MISS_TTL_S)
+        if entry is None:
             raise Unauthorized("unknown app secret", code="invalid_secret")
+        if not entry.live(now_micros()):
+            raise Unauthorized(
+                "this app secret was replaced by a newer one and its grace period is over",
+                code="secret_expired",
+            )
+        app = entry.app
         if app_name is not None and app_name != app.name:
             raise Forbidden(
                 f"this secret belongs to another app than {app_name!r}", field="appName"
@@ -110,20 +156,27 @@ class Authenticator:
         found, token = self._tokens.get(key)
         if not found:
             token = await asyncio.to_thread(q.token_by_hash, self._db, key)
-            self._tokens.put(key, token, TOKEN_TTL_S if token else MISS_TTL_S)
+            self._tokens.put(key, token, CREDENTIAL_TTL_S if token else MISS_TTL_S)
         if token is None:
             raise Unauthorized("unknown token", code="invalid_token")
-        if token.revoked_at is not None:
-            raise Unauthorized("this token has been revoked", code="token_revoked")
-        if token.expires_at is not None and token.expires_at <= now_micros():
-            raise Unauthorized("this token has expired", code="token_expired")
+        problem = refusal(token, now_micros())
+        if problem is not None:
+            raise problem
         return Developer(token.developer, token.id)
+
+    def forget_token(self, token_id: str) -> None:
+        """This process just revoked the token: refuse it at once, not after the cache."""
+        self._tokens.drop(lambda token: token.id == token_id)
+
+    def forget_secrets(self, app: str) -> None:
+        """This process just replaced or revoked the app's secrets: read them afresh."""
+        self._apps.drop(lambda entry: entry.app.name == app)
 
     async def apps_of(self, developer: str) -> list[q.App]:
         found, apps = self._owned.get(developer)
         if not found or apps is None:
             apps = await asyncio.to_thread(q.apps_of, self._db, developer)
-            self._owned.put(developer, apps, TOKEN_TTL_S)
+            self._owned.put(developer, apps, CREDENTIAL_TTL_S)
         return apps
 
     async def owned_app(self, developer: str, app_name: str) -> q.App:

@@ -1,15 +1,56 @@
 """Identity commands over HTTP for an authenticated developer (the portal's needs):
-POST /api/apps, POST /api/tokens, DELETE /api/tokens/{token_id}."""
+POST /api/apps, PATCH /api/apps/{app}, POST /api/apps/{app}/secret (rotate),
+DELETE /api/apps/{app}/secret/previous, POST /api/tokens, DELETE /api/tokens/{token_id}.
+
+A body field of the wrong JSON type (a number where a string belongs, null, an object...) is
+a 400 naming the field; a well-typed value the command cannot accept is a 422 (the command's
+own check). Each resource passes the caller's `Developer`, token included, so the command can
+re-check the token against the store; one that revokes or replaces a credential then drops
+this process's cached copy of it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 import falcon.asgi
-import orjson
 
 from ingest import identity_commands as commands
 from ingest.auth import Authenticator
 from ingest.body import read_json_object, send_json
+from ingest.errors import BadRequest
+
+_STRING = "a string"
+_INTEGER = "an integer"
+
+
+def typed(body: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The body's values for `fields` (name -> "a string" | "an integer"), those absent
+    left out; 400 for a present one of another JSON type (null included: leave the field
+    out for its default)."""
+    found: dict[str, Any] = {}
+    for name, kind in fields.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if kind == _STRING:
+            fits = isinstance(value, str)
+        else:  # JSON has no integer type of its own: true and 1.0 are not integers here
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        if not fits:
+            raise BadRequest(f"{name} must be {kind}", field=name, code="bad_type")
+        found[name] = value
+    return found
+
+
+async def _optional_object(req: falcon.asgi.Request) -> dict[str, Any]:
+    """The JSON object body, or {} for a request without a body."""
+    if req.content_length == 0 or (
+        req.content_length is None and req.get_header("Transfer-Encoding") is None
+    ):
+        return {}
+    return await read_json_object(req)
 
 
 class AppCommands:
@@ -19,9 +60,9 @@ class AppCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await read_json_object(req)
+        body = typed(await read_json_object(req), {"name": _STRING, "retentionDays": _INTEGER})
         result = await commands.create_app(
-            self._ctx, body.get("name"), developer.name, body.get("retentionDays")
+            self._ctx, body.get("name"), developer, body.get("retentionDays")
         )
         send_json(resp, 201, result)
 
@@ -33,9 +74,9 @@ class TokenCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = await read_json_object(req)
+        body = typed(await read_json_object(req), {"name": _STRING, "expires": _STRING})
         result = await commands.create_token(
-            self._ctx, developer.name, body.get("name"), body.get("expires", "never")
+            self._ctx, developer, body.get("name"), body.get("expires", "never")
         )
         send_json(resp, 201, result)
 
@@ -49,9 +90,9 @@ class TokenRevocation:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, token_id: str
     ) -> None:
         developer = await self._auth.developer(req)
-        result = await commands.revoke_token(self._ctx, developer.name, token_id)
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = orjson.dumps(result)
+        result = await commands.revoke_token(self._ctx, developer, token_id)
+        self._auth.forget_token(token_id)
+        send_json(resp, 200, result)
 
 
 class AppSettings:
@@ -65,8 +106,42 @@ class AppSettings:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str
     ) -> None:
         developer = await self._auth.developer(req)
-        body = await read_json_object(req)
-        result = await commands.set_retention(
-            self._ctx, developer.name, app, body.get("retentionDays")
+        body = typed(await read_json_object(req), {"retentionDays": _INTEGER})
+        result = await commands.set_retention(self._ctx, developer, app, body.get("retentionDays"))
+        send_json(resp, 200, result)
+
+
+class AppSecret:
+    """POST /api/apps/{app}/secret: the owner rotates the app's secret. The new secret is in
+    this answer only; `{"graceSeconds": N}` (default 0) keeps the earlier ones working N
+    seconds more. A POST, not a PUT: each call makes a different secret."""
+
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str) -> None:
+        developer = await self._auth.developer(req)
+        body = typed(await _optional_object(req), {"graceSeconds": _INTEGER})
+        result = await commands.rotate_secret(
+            self._ctx, developer, app, body.get("graceSeconds", 0)
         )
+        self._auth.forget_secrets(app)
+        send_json(resp, 201, result)
+
+
+class PreviousSecrets:
+    """DELETE /api/apps/{app}/secret/previous: end the grace period of the app's earlier
+    secrets now (after a rotation with grace, once every client has the new one)."""
+
+    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+        self._ctx = ctx
+        self._auth = auth
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str
+    ) -> None:
+        developer = await self._auth.developer(req)
+        result = await commands.revoke_previous_secrets(self._ctx, developer, app)
+        self._auth.forget_secrets(app)
         send_json(resp, 200, result)

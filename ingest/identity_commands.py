@@ -1,8 +1,11 @@
-"""Identity commands: create developers, apps (with their secret) and API tokens.
+"""Identity commands: create developers, apps (with their secret) and API tokens; rotate an
+app's secret; revoke tokens and an app's previous secrets.
 
-Each command runs under the command lock: catch the identity projection up, validate against
-that state, append the event, catch up again so the answer (and the next request) sees it.
-The CLI and the HTTP resources call the same functions.
+Each command runs under the command lock: catch the identity projection up, check that the
+caller's token is still live there (`confirm`: no cache, so a token revoked by a command that
+has answered can change nothing), validate against that state, append the event, catch up
+again so the answer (and the next request) sees it. The CLI and the HTTP resources call the
+same functions; the CLI's caller is the operator, a `Developer` without a token.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hutch.settings import Settings
+from ingest.auth import Developer, confirm
 from ingest.errors import ConflictError, Forbidden, NotFound, Unprocessable
 from projections.identity import IdentityProjection
 from projections.relational import catch_up
@@ -48,6 +52,18 @@ def _check_name(value: object, field: str) -> str:
     return value
 
 
+def _caller(developer: Developer | str) -> Developer:
+    """A bare name is a caller without a token to re-check: the operator, or a command that
+    authenticated its caller itself."""
+    return developer if isinstance(developer, Developer) else Developer(developer)
+
+
+async def _caught_up(ctx: Context, caller: Developer) -> None:
+    """Catch up, then refuse a caller whose token is no longer live in the store."""
+    await catch_up(ctx.log, ctx.db, PROJECTION)
+    await asyncio.to_thread(confirm, ctx.db, caller)
+
+
 async def _append(ctx: Context, type_: EventType, key: str, payload: object) -> None:
     envelope = new_envelope(type_, s.encode(payload), key=key)
     await ctx.log.append("apps", [envelope])
@@ -73,15 +89,17 @@ def _check_retention(days: object) -> int:
 
 
 async def create_app(
-    ctx: Context, name: object, developer: str, retention_days: object = None
+    ctx: Context, name: object, developer: Developer | str, retention_days: object = None
 ) -> dict[str, Any]:
+    caller = _caller(developer)
+    developer = caller.name
     name = _check_name(name, "name")
     days = _check_retention(
         ctx.settings.retention_days if retention_days is None else retention_days
     )
     secret = "hs_" + secrets.token_hex(32)
     async with ctx.db.command_lock(f"app:{name}"):
-        await catch_up(ctx.log, ctx.db, PROJECTION)
+        await _caught_up(ctx, caller)
         if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
             raise NotFound(f"no developer named {developer!r}", field="developer")
         if await asyncio.to_thread(q.app_named, ctx.db, name) is not None:
@@ -92,38 +110,47 @@ async def create_app(
     return {"app": name, "secret": secret, "retentionDays": days}
 
 
+async def _owned(ctx: Context, caller: Developer, app: str) -> q.App:
+    """The caller's app, read after catching up: 404 if no such app, 403 if another's."""
+    await _caught_up(ctx, caller)
+    found = await asyncio.to_thread(q.app_named, ctx.db, app)
+    if found is None:
+        raise NotFound(f"no app named {app!r}")
+    if found.developer != caller.name:
+        raise Forbidden(f"app {app!r} belongs to another developer")
+    return found
+
+
 async def set_retention(
-    ctx: Context, developer: str, app: str, retention_days: object
+    ctx: Context, developer: Developer | str, app: str, retention_days: object
 ) -> dict[str, Any]:
     """Change how long an app's analytics rows are kept. Rows projected from now on carry the
     new retention; a replay applies it to every row."""
     days = _check_retention(retention_days)
     async with ctx.db.command_lock(f"app:{app}"):
-        await catch_up(ctx.log, ctx.db, PROJECTION)
-        found = await asyncio.to_thread(q.app_named, ctx.db, app)
-        if found is None:
-            raise NotFound(f"no app named {app!r}")
-        if found.developer != developer:
-            raise Forbidden(f"app {app!r} belongs to another developer")
+        found = await _owned(ctx, _caller(developer), app)
         if found.retention_days != days:
             await _append(ctx, "app.retention_set.v1", app, s.AppRetentionSet(app, days))
     return {"app": app, "retentionDays": days}
 
 
 async def create_token(
-    ctx: Context, developer: str, label: object = None, expires: object = "never"
+    ctx: Context, developer: Developer | str, label: object = None, expires: object = "never"
 ) -> dict[str, Any]:
+    caller = _caller(developer)
+    developer = caller.name
     label = "default" if label is None else label
     if not isinstance(label, str) or not 1 <= len(label) <= 64:
         raise Unprocessable("name must be a string of 1 to 64 characters", field="name")
-    if expires not in s.TOKEN_EXPIRY_DAYS:
+    # Checked as a string first: `in` on a dict hashes its operand, and a list cannot be.
+    if not isinstance(expires, str) or expires not in s.TOKEN_EXPIRY_DAYS:
         raise Unprocessable(
             "expires must be one of " + ", ".join(s.TOKEN_EXPIRY_DAYS), field="expires"
         )
     days = s.TOKEN_EXPIRY_DAYS[expires]
     token = "bh_" + secrets.token_hex(32)
     async with ctx.db.command_lock(f"developer:{developer}"):
-        await catch_up(ctx.log, ctx.db, PROJECTION)
+        await _caught_up(ctx, caller)
         if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
             raise NotFound(f"no developer named {developer!r}", field="developer")
         now = now_micros()
@@ -154,9 +181,11 @@ async def create_token(
     }
 
 
-async def revoke_token(ctx: Context, developer: str, token_id: str) -> dict[str, Any]:
+async def revoke_token(ctx: Context, developer: Developer | str, token_id: str) -> dict[str, Any]:
+    caller = _caller(developer)
+    developer = caller.name
     async with ctx.db.command_lock(f"developer:{developer}"):
-        await catch_up(ctx.log, ctx.db, PROJECTION)
+        await _caught_up(ctx, caller)
         token = await asyncio.to_thread(q.token_by_id, ctx.db, token_id)
         if token is None or token.developer != developer:
             raise NotFound(f"no token {token_id!r} among yours")
@@ -164,3 +193,45 @@ async def revoke_token(ctx: Context, developer: str, token_id: str) -> dict[str,
             return {"revoked": token_id}
         await _append(ctx, "token.revoked.v1", developer, s.TokenRevoked(token_id, developer))
     return {"revoked": token_id}
+
+
+def _check_grace(grace: object) -> int:
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= s.MAX_GRACE_S:
+        raise Unprocessable(
+            f"graceSeconds must be an integer from 0 to {s.MAX_GRACE_S}", field="graceSeconds"
+        )
+    return grace
+
+
+async def rotate_secret(
+    ctx: Context, developer: Developer | str, app: str, grace_seconds: object = 0
+) -> dict[str, Any]:
+    """Give the app a new secret (answered once); its earlier secrets keep working for
+    `grace_seconds` more (0: they stop now), so clients can move over without a gap."""
+    grace = _check_grace(grace_seconds)
+    secret = "hs_" + secrets.token_hex(32)
+    async with ctx.db.command_lock(f"app:{app}"):
+        await _owned(ctx, _caller(developer), app)
+        until = now_micros() + grace * 1_000_000
+        rotated = s.AppSecretRotated(app, digest(secret), previous_expires_at=until)
+        await _append(ctx, "app.secret_rotated.v1", app, rotated)
+    return {
+        "app": app,
+        "secret": secret,
+        "graceSeconds": grace,
+        "previousExpiresAt": iso_micros(until),
+    }
+
+
+async def revoke_previous_secrets(
+    ctx: Context, developer: Developer | str, app: str
+) -> dict[str, Any]:
+    """End the grace period of the app's earlier secrets now; the current one keeps working."""
+    async with ctx.db.command_lock(f"app:{app}"):
+        await _owned(ctx, _caller(developer), app)
+        live = await asyncio.to_thread(q.previous_secrets_live, ctx.db, app, now_micros())
+        if live:
+            await _append(
+                ctx, "app.previous_secrets_revoked.v1", app, s.AppPreviousSecretsRevoked(app)
+            )
+    return {"app": app, "previousSecretsRevoked": live}

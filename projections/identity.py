@@ -1,4 +1,5 @@
-"""Identity projection: the `apps` topic -> developers, apps and tokens tables."""
+"""Identity projection: the `apps` topic -> developers, apps (with every secret they have had,
+in `app_secrets`) and tokens tables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import orjson
 from schemas.events import Topic
 from schemas.identity import (
     AppCreated,
+    AppPreviousSecretsRevoked,
     AppRetentionSet,
+    AppSecretRotated,
     DeveloperCreated,
     TokenCreated,
     TokenRevoked,
@@ -23,7 +26,7 @@ log = logging.getLogger(__name__)
 class IdentityProjection:
     name = "identity"
     topics: tuple[Topic, ...] = ("apps",)
-    tables: tuple[str, ...] = ("tokens", "apps", "developers")
+    tables: tuple[str, ...] = ("tokens", "app_secrets", "apps", "developers")
 
     def apply(self, tx: Transaction, record: Record) -> None:
         envelope = record.envelope
@@ -37,6 +40,10 @@ class IdentityProjection:
                     app_created(tx, AppCreated(**payload), at)
                 case "app.retention_set.v1":
                     retention_set(tx, AppRetentionSet(**payload))
+                case "app.secret_rotated.v1":
+                    secret_rotated(tx, AppSecretRotated(**payload), at)
+                case "app.previous_secrets_revoked.v1":
+                    previous_secrets_revoked(tx, AppPreviousSecretsRevoked(**payload), at)
                 case "token.created.v1":
                     token_created(tx, TokenCreated(**payload), at)
                 case "token.revoked.v1":
@@ -71,12 +78,47 @@ def app_created(tx: Transaction, e: AppCreated, at: int) -> None:
             "at": at,
         },
     )
+    _add_secret(tx, e.name, e.secret_hash, at)
+
+
+def _add_secret(tx: Transaction, app: str, secret_hash: str, at: int) -> None:
+    # Through the apps row, so a secret never outlives or precedes its app (and a second
+    # `app.created.v1` for a taken name, which commands never append, adds no secret).
+    tx.execute(
+        "INSERT INTO app_secrets (secret_hash, app, created_at) "
+        "SELECT secret_hash, name, :at FROM apps WHERE name = :app AND secret_hash = :h "
+        "ON CONFLICT (secret_hash) DO NOTHING",
+        {"h": secret_hash, "app": app, "at": at},
+    )
 
 
 def retention_set(tx: Transaction, e: AppRetentionSet) -> None:
     tx.execute(
         "UPDATE apps SET retention_days = :days WHERE name = :name",
         {"days": e.retention_days, "name": e.name},
+    )
+
+
+def secret_rotated(tx: Transaction, e: AppSecretRotated, at: int) -> None:
+    # Every earlier secret still working ends at the new grace's end, unless it ends sooner:
+    # a second rotation within a grace period never lengthens the first one's.
+    tx.execute(
+        "UPDATE app_secrets SET expires_at = :until WHERE app = :app AND secret_hash <> :h "
+        "AND (expires_at IS NULL OR expires_at > :until)",
+        {"until": e.previous_expires_at, "app": e.name, "h": e.secret_hash},
+    )
+    tx.execute(
+        "UPDATE apps SET secret_hash = :h WHERE name = :app", {"h": e.secret_hash, "app": e.name}
+    )
+    _add_secret(tx, e.name, e.secret_hash, at)
+
+
+def previous_secrets_revoked(tx: Transaction, e: AppPreviousSecretsRevoked, at: int) -> None:
+    tx.execute(
+        "UPDATE app_secrets SET expires_at = :at WHERE app = :app "
+        "AND secret_hash <> (SELECT secret_hash FROM apps WHERE name = :app) "
+        "AND (expires_at IS NULL OR expires_at > :at)",
+        {"at": at, "app": e.name},
     )
 
 

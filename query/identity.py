@@ -59,9 +59,36 @@ def app_named(db: Relational | Transaction, name: str) -> App | None:
     return None if row is None else _app(row)
 
 
-def app_by_secret_hash(db: Relational, secret_hash: str) -> App | None:
-    row = db.fetchone(f"{_APP} WHERE secret_hash = :h", {"h": secret_hash})
-    return None if row is None else _app(row)
+@dataclass(frozen=True, slots=True)
+class AppSecret:
+    """The app a secret belongs to, and when the secret stops working (None: it is the
+    app's current secret; a time: a rotation replaced it and that is its grace's end)."""
+
+    app: App
+    expires_at: int | None
+
+    def live(self, now: int) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+def app_by_secret_hash(db: Relational, secret_hash: str) -> AppSecret | None:
+    row = db.fetchone(
+        "SELECT a.name, a.developer, a.retention_days, a.created_at, s.expires_at "
+        "FROM app_secrets s JOIN apps a ON a.name = s.app WHERE s.secret_hash = :h",
+        {"h": secret_hash},
+    )
+    if row is None:
+        return None
+    return AppSecret(_app(row), None if row[4] is None else int(row[4]))
+
+
+def previous_secrets_live(db: Relational | Transaction, app: str, now: int) -> int:
+    """How many of the app's earlier secrets still work (within a rotation's grace)."""
+    row = db.fetchone(
+        "SELECT COUNT(*) FROM app_secrets WHERE app = :a AND expires_at > :now",
+        {"a": app, "now": now},
+    )
+    return 0 if row is None else int(row[0])
 
 
 def apps_of(db: Relational, developer: str) -> list[App]:

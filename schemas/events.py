@@ -40,6 +40,8 @@ EventType = Literal[
     "app.icon_set.v1",
     "worker.created.v1",
     "worker.revoked.v1",
+    "app.secret_rotated.v1",
+    "app.previous_secrets_revoked.v1",
 ]
 
 TOPICS: tuple[Topic, ...] = get_args(Topic)
@@ -69,6 +71,8 @@ TOPIC_OF: dict[EventType, Topic] = {
     "app.icon_set.v1": "apps",
     "worker.created.v1": "builds",
     "worker.revoked.v1": "builds",
+    "app.secret_rotated.v1": "apps",
+    "app.previous_secrets_revoked.v1": "apps",
 }
 
 TelemetryKind = Literal["error", "warning", "info", "trace", "debug"]

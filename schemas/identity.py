@@ -46,6 +46,42 @@ class AppRetentionSet:
     retention_days: int
 
 
+MAX_GRACE_S = 30 * 86_400
+"""The longest an app's previous secret may keep working after a rotation."""
+
+_GRACE = re.compile(r"^(\d{1,7})([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def grace_seconds(text: str) -> int:
+    """A grace period written as seconds or with a unit: `0`, `90`, `90s`, `15m`, `1h`, `7d`."""
+    match = _GRACE.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 0, 90s, 15m, 1h or 7d")
+    seconds = int(match[1]) * _UNIT_S[match[2]]
+    if seconds > MAX_GRACE_S:
+        raise ValueError(f"{text!r} is longer than the {MAX_GRACE_S // 86_400}-day maximum")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecretRotated:
+    """The app's secret is now the one hashed `secret_hash`; every earlier secret still
+    working stops at `previous_expires_at` (microseconds since the epoch), or earlier if an
+    earlier rotation said so."""
+
+    name: str
+    secret_hash: str
+    previous_expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppPreviousSecretsRevoked:
+    """Every secret of the app but the current one stops working now (the event's time)."""
+
+    name: str
+
+
 @dataclass(frozen=True, slots=True)
 class TokenCreated:
     id: str

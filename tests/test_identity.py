@@ -214,7 +214,9 @@ def test_an_apps_retention_can_be_changed_by_its_owner(
         listed = {a["name"]: a["retentionDays"] for a in c.get("/api/apps").json()["apps"]}
         assert listed["carol-app"] == 90
         bad = c.patch("/api/apps/carol-app", json={"retentionDays": "forever"})
-        assert (bad.status_code, error_of(bad)["field"]) == (422, "retentionDays")
+        assert (bad.status_code, error_of(bad)["field"]) == (400, "retentionDays")
+        too_long = c.patch("/api/apps/carol-app", json={"retentionDays": 3651})
+        assert (too_long.status_code, error_of(too_long)["field"]) == (422, "retentionDays")
         missing = c.patch("/api/apps/nobody-app", json={"retentionDays": 7})
         assert missing.status_code == 404
     with server.client(Authorization=f"Bearer {other}") as c:
