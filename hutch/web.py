@@ -12,7 +12,7 @@ import falcon.media
 import orjson
 
 from hutch.metrics import RequestMetrics
-from ingest.errors import handle_error
+from ingest.errors import BadRequest, handle_error
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
@@ -29,6 +29,22 @@ class Lifespan:
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         await self._stop()
+
+
+class RefuseNul:
+    """A NUL in the path or a query parameter is refused with a 400 on every route.
+
+    No name or value Hutch looks up or stores can hold one (PostgreSQL text cannot, and a
+    lookup with one fails there instead of finding nothing), so every backend answers the
+    same, before any lookup. Other characters are left to the routes."""
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        if "\x00" in req.path:
+            raise BadRequest("the path holds a NUL character", field="path")
+        for name, value in req.params.items():
+            values = value if isinstance(value, list) else [value]
+            if "\x00" in name or any("\x00" in item for item in values):
+                raise BadRequest("a query parameter holds a NUL character", field=name)
 
 
 class Combined:
@@ -49,7 +65,7 @@ def new_app(
     start: Callable[[], Awaitable[None]],
     stop: Callable[[], Awaitable[None]],
 ) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    middleware: list[Any] = [Lifespan(start, stop), RequestMetrics()]
+    middleware: list[Any] = [Lifespan(start, stop), RequestMetrics(), RefuseNul()]
     app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App(
         middleware=middleware
     )

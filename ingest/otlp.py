@@ -1,10 +1,11 @@
 """OTLP/HTTP: POST /v1/traces, /v1/metrics and /v1/logs, binary protobuf or OTLP/JSON.
 
 One export request becomes ONE log record (its decoded body, as sent, and its encoding),
-appended only after a cheap check (ingest.otlp_codec.check) and only if it has an item to
-keep; the projectors decode and flatten in batches. The answer is the Export*ServiceResponse
-in the request's encoding, with partial_success when the check rejected items, and a
-google.rpc.Status for every refusal (ingest/otlp_status.py).
+appended only once ingest.otlp_codec.check has read it as the projectors will (so what is
+acknowledged can be stored) and only if it has an item to keep; the projectors decode and
+flatten in batches. The answer is the Export*ServiceResponse in the request's encoding, with
+partial_success when the check rejected items, and a google.rpc.Status for every refusal
+(ingest/otlp_status.py): a body upb cannot read is a 400.
 
 The app secret comes from the X-Secret header or ?secret= (preferred: the body is then not
 needed to authenticate, so a stranger is refused before it is read). OTLP/JSON bodies may
@@ -22,11 +23,9 @@ import falcon.asgi
 import orjson
 
 from hutch.metrics import appended
-from ingest import otlp_json
 from ingest.auth import Authenticator
 from ingest.errors import Unauthorized
 from ingest.otlp_codec import (
-    REQUESTS,
     BadRequest,
     BodyTooLarge,
     Checked,
@@ -34,10 +33,10 @@ from ingest.otlp_codec import (
     Inflater,
     Signal,
     check,
+    check_document,
     content_type,
     encode_response,
     encoding_of,
-    validate,
 )
 from ingest.otlp_status import refusal
 from query import identity as q
@@ -145,14 +144,7 @@ class OtlpIngest:
                 raise Unauthorized("the body's secret must be a string", code="invalid_secret")
             secret = found
             body = orjson.dumps(document)  # a secret is never stored in clear
-        request_type = REQUESTS[self._signal]
-        try:
-            request = otlp_json.parse(document, request_type)
-        except (TypeError, ValueError) as exc:
-            raise BadRequest(
-                f"the body is not a valid {request_type.DESCRIPTOR.name}: {exc}"
-            ) from None
-        return body, validate(self._signal, request), secret
+        return body, check_document(self._signal, document), secret
 
 
 def routes(log: EventLog, auth: Authenticator, max_body_bytes: int) -> list[tuple[str, object]]:

@@ -10,8 +10,10 @@ Pure functions, no Falcon. An OTLP resource (ingest/otlp.py) does, in order:
     answer 200, content_type(encoding), encode_response(signal, checked, encoding)
 
 and answers an OtlpError with a google.rpc.Status (ingest/otlp_status.py).
-Projectors call decode_request() on the stored payload and drop the items the rules in
-ingest.otlp_rules reject, the ones check() counted.
+
+What is acknowledged is what can be stored: check() accepts only a request that
+decode_request() reads, the one decoder the projectors read the stored payload with too, and
+they drop only the items the rules in ingest.otlp_rules reject, the ones check() counted.
 """
 
 from __future__ import annotations
@@ -162,39 +164,66 @@ def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     return inflater.finish()
 
 
-def decode_request(signal: Signal, payload: bytes, content_type: str) -> Message:
-    """The Export<Signal>ServiceRequest in `payload`, binary or OTLP/JSON.
+def decode_request(
+    signal: Signal, payload: bytes, content_type: str, request_type: type[Message] | None = None
+) -> Message:
+    """The Export<Signal>ServiceRequest in `payload`, binary or OTLP/JSON, as upb reads it.
+
+    The one test of what Hutch can store: ingest acknowledges only a request this reads
+    with the opentelemetry-proto classes (the default `request_type`), and the projectors
+    decode the stored payload here too, with classes that read item attributes as raw bytes
+    (projections/otel_raw.py): those refuse nothing the default ones accept, and each raw
+    attribute, read alone, nests less deep than it did in the request. upb refuses invalid
+    UTF-8 in any string field and messages nested more than otlp_json.MAX_DEPTH deep; an
+    OTLP/JSON body is converted to protobuf and read back by upb, so the same rules hold.
 
     Raises BadRequest when it cannot be decoded, UnsupportedMediaType for another type.
     """
-    request_type = REQUESTS[signal]
     if encoding_of(content_type) == "protobuf":
-        try:
-            return request_type.FromString(payload)
-        except DecodeError as exc:
-            raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
+        return read(signal, payload, request_type)
+    return read(signal, json_to_protobuf(signal, _json(payload)), request_type)
+
+
+def read(signal: Signal, data: bytes, request_type: type[Message] | None = None) -> Message:
+    """A binary request, read by upb. Raises BadRequest."""
     try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        return (request_type or REQUESTS[signal]).FromString(data)
+    except DecodeError as exc:
+        raise BadRequest(f"the body is not a valid {_name(signal)}: {_reason(exc)}") from None
+
+
+def json_to_protobuf(signal: Signal, document: object) -> bytes:
+    """An OTLP/JSON request (parsed) in the binary encoding. Raises BadRequest."""
     try:
-        return otlp_json.parse(document, request_type)
+        return otlp_json.parse(document, REQUESTS[signal]).SerializeToString()
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
 
 
 def check(signal: Signal, body: bytes, encoding: Encoding) -> Checked:
-    """Count the request's items and those the rules reject. Raises BadRequest.
+    """Count the request's items and those the rules reject. Raises BadRequest when
+    decode_request() cannot read the body. A binary request is then counted on its skeleton
+    (ingest.otlp_lite), faster than walking the decoded request."""
+    if encoding == "json":
+        return check_document(signal, _json(body))
+    read(signal, body)
+    try:
+        return check_protobuf(signal, body)
+    except DecodeError as exc:  # not expected: the skeleton is a part of what upb read
+        raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
 
-    Binary requests are checked on their skeleton only (ingest.otlp_lite); JSON requests
-    are decoded whole, since their ids must be converted anyway.
-    """
-    if encoding == "protobuf":
-        try:
-            return check_protobuf(signal, body)
-        except DecodeError as exc:
-            raise BadRequest(f"the body is not a valid {_name(signal)}: {exc}") from None
-    return validate(signal, decode_request(signal, body, JSON))
+
+def check_document(signal: Signal, document: object) -> Checked:
+    """check() on an OTLP/JSON body already parsed: the request is read back by upb from
+    its binary encoding, as decode_request() reads it."""
+    return validate(signal, read(signal, json_to_protobuf(signal, document)))
+
+
+def _json(payload: bytes) -> object:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def validate(signal: Signal, request: Message) -> Checked:
@@ -256,3 +285,15 @@ def serialize(message: Message, encoding: Encoding) -> bytes:
 
 def _name(signal: Signal) -> str:
     return REQUESTS[signal].DESCRIPTOR.name
+
+
+_UPB_REASONS = {
+    "String field had bad UTF-8": "a string field is not valid UTF-8",
+    "Exceeded upb_DecodeOptions_MaxDepth": f"messages nest more than {otlp_json.MAX_DEPTH} deep",
+}
+
+
+def _reason(exc: DecodeError) -> str:
+    """upb's reason, in words a client can act on."""
+    reason = str(exc).rpartition("': ")[2]
+    return _UPB_REASONS.get(reason, reason or str(exc))

@@ -1,10 +1,10 @@
-"""Cheap validation of binary OTLP requests: parse only the skeleton down to the items.
+"""Counting the items of binary OTLP requests: parse only the skeleton down to the items.
 
-Decoding a whole 100-span request with upb costs about 90 µs, most of it attributes that
-ingest never looks at. These "lite" messages declare only the fields needed to count items
-and apply the rules in ingest.otlp_rules; upb skips every other field. So ingest checks the
-framing down to each item and the item ids, and the projector's full decode meets the rest
-(a record that then fails to decode is logged and skipped there).
+Once upb has read the whole request (ingest.otlp_codec.check: what it refuses, such as
+invalid UTF-8 or values nested too deep, is refused at ingest, never dropped by a projector),
+the items are counted and judged by the rules in ingest.otlp_rules. Walking the decoded
+request in Python costs more than parsing it again with these "lite" messages, which declare
+only the fields needed to count items and apply the rules; upb skips every other field.
 
 Spans are kept as raw bytes: every encoder we know writes trace_id (field 1) then span_id
 (field 2) first, so one regular expression, run over all spans in C, accepts the common

@@ -173,7 +173,11 @@ def decoded(
     decode: Callable[[Signal, bytes, str], Request],
 ) -> list[Row]:
     """flatten(request, app) for each record, in order; a record that cannot be decoded or
-    flattened is logged with its position and skipped, never raised."""
+    flattened is logged with its position and skipped, never raised.
+
+    Ingest acknowledges only requests that ingest.otlp_codec.decode_request reads, the
+    decoder `decode` uses, so a skip means a record from before that check or a defect:
+    tests/test_otlp_acknowledged.py holds every accepted request to its rows."""
     rows: list[Row] = []
     for record in records:
         envelope = record.envelope

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import FileDescriptor
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from ingest import otlp_json
-from ingest.otlp_codec import REQUESTS, BadRequest, encoding_of
+from ingest.otlp_codec import REQUESTS, decode_request
 from ingest.otlp_rules import Signal
 from projections.otel_common import value_string
 
@@ -73,20 +71,10 @@ _key = itemgetter(0)
 
 
 def decode_raw(signal: Signal, payload: bytes, content_type: str) -> Message:
-    """A stored request, with raw item attributes. Raises BadRequest when it cannot be
-    decoded, UnsupportedMediaType for a content type that is not OTLP."""
-    raw_type = RAW_REQUESTS[signal]
-    if encoding_of(content_type) == "json":
-        try:
-            document = orjson.loads(payload)
-            payload = otlp_json.parse(document, REQUESTS[signal]).SerializeToString()
-        except (TypeError, ValueError) as exc:  # orjson's error is a ValueError
-            raise BadRequest(f"the stored OTLP/JSON body cannot be decoded: {exc}") from None
-    try:
-        return raw_type.FromString(payload)
-    except DecodeError as exc:
-        name = raw_type.DESCRIPTOR.name
-        raise BadRequest(f"the stored body is not a valid {name}: {exc}") from None
+    """A stored request, with raw item attributes, read by the decoder ingest checked it
+    with (ingest.otlp_codec.decode_request). Raises BadRequest when it cannot be decoded,
+    UnsupportedMediaType for a content type that is not OTLP."""
+    return decode_request(signal, payload, content_type, RAW_REQUESTS[signal])
 
 
 def key_value(raw: bytes) -> tuple[str, str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -215,11 +217,14 @@ def rich_request() -> ExportTraceServiceRequest:
     return request
 
 
-def mutations(seed: int, count: int) -> Iterator[bytes]:
-    """Requests one random edit away from valid ones: a flipped bit, a changed byte, a cut,
-    a doubled or dropped slice. Deterministic for a seed."""
+def mutations(seed: int, count: int, valid: Sequence[bytes] = ()) -> Iterator[bytes]:
+    """Requests one random edit away from valid ones (by default, two trace requests): a
+    flipped bit, a changed byte, a cut, a doubled or dropped slice. Deterministic for a seed."""
     rng = random.Random(seed)
-    valid = [rich_request().SerializeToString(), traces(span(1), span(2)).SerializeToString()]
+    valid = valid or [
+        rich_request().SerializeToString(),
+        traces(span(1), span(2)).SerializeToString(),
+    ]
     for _ in range(count):
         data = bytearray(rng.choice(valid))
         at = rng.randrange(len(data))
@@ -236,3 +241,189 @@ def mutations(seed: int, count: int) -> Iterator[bytes]:
         else:
             del data[at : at + rng.randrange(1, 40)]
         yield bytes(data)
+
+
+# --- requests that reach every string field and every value position of a signal ----------
+
+ID_FIELDS = {"trace_id": TRACE_ID, "span_id": SPAN_ID}
+
+
+def marker(n: int) -> str:
+    """The text the n-th string field of a filled() request holds: unique in its encoding."""
+    return f"~m{n:05d}~"
+
+
+class Filled:
+    """A valid export request in which every string field its schema reaches holds a marker
+    of its own, every oneof member is used by an element of its own (each kind of attribute
+    value, metric data and data point value), and every message type is nested twice at
+    most (an AnyValue inside an AnyValue). Times are `now`, ids valid, so every item is
+    accepted and stored.
+
+    `texts` replaces the text of some markers (by number): a longer placeholder there gives
+    room for bytes spliced in later at the same length (see splice_any_value)."""
+
+    def __init__(
+        self,
+        request_type: type[Message],
+        now: int,
+        texts: dict[int, str] | None = None,
+        service: str | None = None,
+    ) -> None:
+        self.fields: list[str] = []
+        """The full name of the string field each marker fills, by marker number."""
+        self.any_values: list[int] = []
+        """Markers that are an AnyValue's string_value: each is a place for a value."""
+        self._texts = texts or {}
+        self._now = now
+        self._spans = 0
+        self.request = request_type()
+        self._fill(self.request, (), None)
+        if service is not None:  # the first resource's service.name: to find the rows by
+            (resources,) = [f for f in self.request.DESCRIPTOR.fields if f.is_repeated]
+            first = getattr(self.request, resources.name)[0]
+            first.resource.attributes.append(kv("service.name", service))
+
+    def _text(self, field: FieldDescriptor) -> str:
+        n = len(self.fields)
+        self.fields.append(field.full_name)
+        if field.full_name == "opentelemetry.proto.common.v1.AnyValue.string_value":
+            self.any_values.append(n)
+        return self._texts.get(n, marker(n))
+
+    def _fill(self, message: Message, path: tuple[str, ...], member: str | None) -> None:
+        descriptor = message.DESCRIPTOR
+        path = (*path, descriptor.full_name)
+        for field in descriptor.fields:
+            oneof = field.containing_oneof
+            if oneof is not None and not oneof.name.startswith("_") and field.name != member:
+                continue  # another member of the oneof: an element of its own
+            self._set(message, field, path, member if field.message_type else None)
+
+    def _set(self, message: Message, field: Any, path: tuple[str, ...], member: str | None) -> None:
+        sub = field.message_type
+        if sub is not None:
+            if path.count(sub.full_name) >= 1 and sub.full_name in _NESTED_ONCE:
+                return
+            if path.count(sub.full_name) >= 2:
+                return
+            variants = _variants(sub)
+            if field.is_repeated:
+                for variant in variants:
+                    self._fill(getattr(message, field.name).add(), path, variant)
+            else:  # one member only: the given one, or a container (it reaches the most)
+                containers = [f.name for f in sub.fields if f.message_type is not None]
+                chosen = member if member in variants else ([None, *containers])[-1]
+                self._fill(getattr(message, field.name), path, chosen)
+            return
+        value = self._scalar(field)
+        if field.is_repeated:
+            getattr(message, field.name).append(value)
+        else:
+            setattr(message, field.name, value)
+
+    def _scalar(self, field: FieldDescriptor) -> Any:
+        kind = field.type
+        if kind == FieldDescriptor.TYPE_STRING:
+            return self._text(field)
+        if kind == FieldDescriptor.TYPE_BYTES:
+            if field.name == "span_id":
+                self._spans += 1
+                return self._spans.to_bytes(8, "big")
+            return ID_FIELDS.get(field.name, b"\x01")
+        if field.name.endswith("time_unix_nano"):
+            return self._now
+        if kind == FieldDescriptor.TYPE_BOOL:
+            return True
+        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            return 1.5
+        if kind == FieldDescriptor.TYPE_ENUM:
+            return 1
+        return 1
+
+
+_NESTED_ONCE = {
+    "opentelemetry.proto.common.v1.ArrayValue",
+    "opentelemetry.proto.common.v1.KeyValueList",
+}
+"""Value containers: one level of them inside a value is enough to reach every field."""
+
+
+def _variants(descriptor: Any) -> list[str | None]:
+    """The oneof members of a message type, or of its value (a KeyValue's AnyValue): one
+    element of a repeated field is added for each."""
+    for oneof in descriptor.oneofs:
+        if not oneof.name.startswith("_"):
+            return [field.name for field in oneof.fields]
+    for field in descriptor.fields:
+        if field.message_type is not None and not field.is_repeated:
+            inner = [v for v in _variants(field.message_type) if v is not None]
+            if inner and field.name == "value":
+                return list(inner)
+    return [None]
+
+
+def deep_any_value(levels: int) -> bytes:
+    """The encoded fields of an AnyValue holding `levels` arrays, one in another (2 * levels
+    messages below it), around the string "x"."""
+    data = b"\x0a\x01x"
+    for _ in range(levels):
+        data = _field(5, _field(1, data))
+    return data
+
+
+def deep_any_value_json(levels: int) -> str:
+    """deep_any_value() in OTLP/JSON."""
+    return '{"arrayValue":{"values":[' * levels + '{"stringValue":"x"}' + "]}}" * levels
+
+
+def splice_any_value(
+    request_type: type[Message], now: int, place: int, value: bytes, service: str | None = None
+) -> bytes:
+    """A filled request with the AnyValue whose string_value is marker `place` holding the
+    encoded AnyValue fields `value` instead: the string is sized so that its encoding is as
+    long as `value`, so the bytes are swapped without changing any enclosing length."""
+    size = len(value) - 2
+    while 1 + len(_varint(size)) + size > len(value):
+        size -= 1
+    text = marker(place).ljust(size, "~")
+    encoded = Filled(request_type, now, {place: text}, service).request.SerializeToString()
+    placeholder = _field(1, text.encode())
+    assert len(placeholder) == len(value)
+    assert encoded.count(placeholder) == 1
+    return encoded.replace(placeholder, value)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited field."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def with_deep_value(
+    request_type: type[Message],
+    now: int,
+    place: int,
+    levels: int,
+    encoding: str,
+    service: str | None = None,
+) -> bytes:
+    """A Filled request, binary or OTLP/JSON, whose value at `place` (a marker number in
+    Filled.any_values) is `levels` arrays deep instead of a string."""
+    if encoding == "protobuf":
+        return splice_any_value(request_type, now, place, deep_any_value(levels), service)
+    document = otlp_json(Filled(request_type, now, service=service).request)
+    text = orjson.dumps(document).decode()
+    plain = f'{{"stringValue":"{marker(place)}"}}'
+    assert text.count(plain) == 1
+    return text.replace(plain, deep_any_value_json(levels)).encode()

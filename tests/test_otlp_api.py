@@ -16,17 +16,25 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
 from opentelemetry.sdk._logs import LoggerProvider
@@ -47,7 +55,16 @@ from hutch.wiring import open_log
 from schemas.events import Topic
 from tests.conftest import Server, free_port, make_settings
 from tests.helpers import developer_with_app, error_of, eventually, hutch, list_all, log_ends
-from tests.otlp_builders import logs, metrics, otlp_json, span, traces
+from tests.otlp_builders import (
+    Filled,
+    logs,
+    marker,
+    metrics,
+    otlp_json,
+    span,
+    traces,
+    with_deep_value,
+)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -666,6 +683,118 @@ def test_bad_query_parameters_are_clear_errors(
     assert answer.status_code == (404 if code == "not_found" else 400), answer.text
     error = error_of(answer)
     assert (error["field"], error["code"]) == (field, code)
+
+
+# --- what ingest acknowledges is stored --------------------------------------------------------
+
+LADDER_FROM = 42
+"""Arrays nested 84 messages deep and more: a value inside an item crosses upb's limit."""
+FILLED: dict[str, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+    "logs": ExportLogsServiceRequest,
+}
+
+
+def refusal_message(answer: httpx.Response) -> str:
+    if answer.headers["content-type"] == PROTOBUF:
+        return str(status_pb2.Status.FromString(answer.content).message)
+    return str(answer.json()["message"])
+
+
+def items_of(signal: str, request: Message) -> int:
+    """Spans, log records or metric data points in a request."""
+    count = 0
+    for resource in getattr(request, f"resource_{'spans' if signal == 'traces' else signal}"):
+        for scope in getattr(resource, f"scope_{'spans' if signal == 'traces' else signal}"):
+            if signal == "traces":
+                count += len(scope.spans)
+            elif signal == "logs":
+                count += len(scope.log_records)
+            else:
+                for metric in scope.metrics:
+                    count += len(getattr(metric, metric.WhichOneof("data")).data_points)
+    return count
+
+
+def items_stored(server: Server, token: str, signal: str, service: str) -> int:
+    """The items of `service` a developer reads back through the query API."""
+    if signal == "traces":
+        found = read(server, token, "/api/traces", serviceName=service).json()["traces"]
+        return sum(int(trace["matchedSpans"]) for trace in found)
+    if signal == "logs":
+        return len(read(server, token, "/api/logs", serviceName=service).json()["logs"])
+    found = read(server, token, "/api/metrics", serviceName=service).json()["metrics"]
+    return sum(int(metric["points"]) for metric in found)
+
+
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_undecodable_requests_are_400_and_nothing_is_appended(
+    server: Server, alice: dict[str, str], signal: str
+) -> None:
+    """Invalid UTF-8 in each string field the signal has (its first and last place), and a
+    value nested past upb's depth limit (in a resource attribute and in an item), in both
+    encodings: refused with a Status, before anything reaches the log."""
+    topic: Topic = f"otlp.{signal}"  # type: ignore[assignment]
+    request_type = FILLED[signal]
+    filled = Filled(request_type, NOW)
+    body = filled.request.SerializeToString()
+    places = {field: n for n, field in enumerate(filled.fields)}
+    places.update({field: n for n, field in reversed(list(enumerate(filled.fields)))})
+    cases: list[tuple[str, bytes, str]] = []
+    for n in sorted(set(places.values()) | {max(places.values())}):
+        text = marker(n).encode()
+        cases.append((PROTOBUF, body.replace(text, b"\xff" + text[1:]), "not valid UTF-8"))
+    for place in (filled.any_values[0], filled.any_values[-1]):
+        for encoding, content_type in (("protobuf", PROTOBUF), ("json", JSON)):
+            deep = with_deep_value(request_type, NOW, place, 51, encoding)
+            cases.append((content_type, deep, "nest more than 100 deep"))
+    before = log_ends(server.settings, topic)
+    for content_type, bad, why in cases:
+        answer = post(server, f"/v1/{signal}", bad, content_type, **{"X-Secret": alice["secret"]})
+        assert answer.status_code == 400, answer.content
+        assert answer.headers["content-type"] == content_type
+        assert status_of(answer)[:2] == (code_pb2.INVALID_ARGUMENT, "malformed_otlp")
+        assert why in refusal_message(answer)
+    assert log_ends(server.settings, topic) == before
+
+
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_every_acknowledged_request_shows_up_in_its_table(
+    server: Server, alice: dict[str, str], signal: str
+) -> None:
+    """A request reaching every field of the signal, in both encodings, and one value nested
+    deeper and deeper until it is refused: each 200 shows up, every item of it."""
+    request_type = FILLED[signal]
+    expected: dict[str, int] = {}
+    outcomes: dict[str, list[int]] = {"protobuf": [], "json": []}
+    for encoding, content_type in (("protobuf", PROTOBUF), ("json", JSON)):
+        service = f"filled-{signal}-{encoding}"
+        whole = Filled(request_type, NOW, service=service).request
+        body = (
+            whole.SerializeToString() if encoding == "protobuf" else orjson.dumps(otlp_json(whole))
+        )
+        answer = post(server, f"/v1/{signal}", body, content_type, **{"X-Secret": alice["secret"]})
+        assert answer.status_code == 200, answer.content
+        expected[service] = items_of(signal, whole)
+        place = Filled(request_type, NOW).any_values[-1]  # a value inside an item
+        for levels in range(LADDER_FROM, 52):
+            service = f"deep-{signal}-{encoding}-{levels}"
+            body = with_deep_value(request_type, NOW, place, levels, encoding, service)
+            answer = post(
+                server, f"/v1/{signal}", body, content_type, **{"X-Secret": alice["secret"]}
+            )
+            assert answer.status_code in (200, 400), answer.content
+            outcomes[encoding].append(answer.status_code)
+            if answer.status_code == 200:
+                expected[service] = expected[f"filled-{signal}-{encoding}"]
+    for encoding in ("protobuf", "json"):  # the ladder crosses the limit in each encoding
+        assert {200, 400} == set(outcomes[encoding]), outcomes
+    for service, count in expected.items():
+        eventually(
+            lambda s=service, n=count: items_stored(server, alice["token"], signal, s) == n,
+            timeout_s=30,
+        )
 
 
 # --- when the log cannot take the data --------------------------------------------------------
