@@ -25,7 +25,7 @@ from hutch.settings import Settings, SettingsError
 KEY_FILE = "secret.key"
 MIN_KEY_CHARS = 16
 
-Purpose = Literal["objects", "download-clients"]
+Purpose = Literal["objects", "download-clients", "upload-keys"]
 
 
 def secret_key(settings: Settings) -> bytes:

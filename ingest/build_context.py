@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from hutch.settings import Settings
-from ingest.errors import HutchError, NotFound, PayloadTooLarge, Unprocessable
+from ingest.errors import (
+    ConflictError,
+    HutchError,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+)
 from projections.builds import BuildsProjection
 from projections.identity import IdentityProjection
 from projections.relational import catch_up
@@ -34,6 +41,8 @@ class BuildContext:
     objects: ObjectStore
     client_key: bytes = field(repr=False)
     """Keys the hash that identifies a downloading client (hutch/keys.py)."""
+    upload_key: bytes = field(repr=False)
+    """Keys the MAC that binds an upload's object key to its developer (upload_commands)."""
     clock: Callable[[], int] = now_micros
     """Microseconds since the epoch; tests pass their own to move leases on."""
 
@@ -63,4 +72,15 @@ def object_error(exc: storage_errors.StorageError, field: str, limit: int) -> Hu
         )
     if isinstance(exc, storage_errors.NotFound):
         return NotFound(f"nothing was uploaded under {field}", field=field, code="no_upload")
+    if isinstance(exc, storage_errors.AlreadyExists):
+        return ConflictError(
+            f"something is already stored under this {field}'s key and objects are written "
+            "once; nothing was stored",
+            field=field,
+            code="object_exists",
+        )
+    if isinstance(exc, storage_errors.NoSpace):
+        return InsufficientStorage(
+            "the object store's disk is full; nothing was stored", field=field
+        )
     raise exc

@@ -5,8 +5,14 @@
 
 These are GETs that write (a `build.downloaded.v1` event per request), so ingest serves them
 itself rather than forwarding them to the query service. The event carries a keyed hash of the
-client (address and User-Agent); the builds projection counts it unless the same client's last
-counted download of that build is under 30 s old.
+client; the builds projection counts it unless the same client's last counted download of that
+build is under 30 s old. A client is its network address (as uvicorn gives it: the peer, or
+what a trusted proxy forwards), an IPv6 client its /64, which one host can vary at will; not
+its User-Agent, which any client can vary at will.
+
+Before redirecting, the build's object is checked against its record (`verify`): bytes that
+no longer hash to the recorded SHA-256 are refused (409 build_corrupted), never served or
+counted. The filesystem store's signed URL carries the hash and checks it again when fetched.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
+import logging
 from typing import Any
 
 import falcon
@@ -21,13 +29,17 @@ import falcon.asgi
 import orjson
 
 from ingest.build_context import BuildContext
-from ingest.errors import NotFound
+from ingest.errors import ConflictError, NotFound
 from query import builds as q
 from query import identity as qi
 from schemas import build_events as e
 from schemas.builds import normalize_architecture, normalize_format, normalize_os
 from schemas.envelope import new_envelope
+from storage.errors import Corrupted
+from storage.errors import NotFound as MissingObject
+from storage.objects import ObjectStore
 
+log = logging.getLogger(__name__)
 REDIRECT_EXPIRES_S = 900
 ANY_ARCH = "any"
 
@@ -46,10 +58,39 @@ class NoMatchingBuild(NotFound):
 
 
 def client_id(key: bytes, req: falcon.asgi.Request) -> str:
-    """Who is downloading, for the debounce: the address and the User-Agent, hashed with a
-    server key so the log holds no address in the clear (and none can be guessed back)."""
-    who = f"{req.remote_addr or ''}\n{req.get_header('User-Agent') or ''}".encode()
+    """Who is downloading, for the debounce: the client's network, hashed with a server key
+    so the log holds no address in the clear (and none can be guessed back)."""
+    who = client_network(req.remote_addr or "").encode()
     return hmac.new(key, who, hashlib.sha256).hexdigest()[:32]
+
+
+def client_network(address: str) -> str:
+    """An IPv4 address itself; an IPv6 address's /64 (a host picks its own interface id)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a unix socket's peer): taken as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def check_stored(objects: ObjectStore, build: q.AppBuild) -> None:
+    """409 unless the build's object still holds the bytes its record names."""
+    try:
+        await objects.verify(build.object_key, build.sha256, etag=build.etag)
+    except (Corrupted, MissingObject):
+        log.error(
+            "a build's stored file does not match its record; not serving it",
+            extra={"app": build.app, "build": build.id, "key": build.object_key},
+        )
+        raise ConflictError(
+            f"the stored file of {build.app} {build.version} ({build.file_name}) is missing "
+            "or no longer matches its recorded SHA-256; it is not served",
+            code="build_corrupted",
+        ) from None
 
 
 async def _app_exists(ctx: BuildContext, name: str) -> None:
@@ -64,6 +105,7 @@ class _Download:
     async def _send(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, build: q.AppBuild
     ) -> None:
+        await check_stored(self._ctx.objects, build)
         downloaded = e.BuildDownloaded(
             build_id=build.id, app=build.app, client=client_id(self._ctx.client_key, req)
         )
@@ -72,7 +114,7 @@ class _Download:
         )
         await self._ctx.log.append("builds", [envelope])
         url = self._ctx.objects.presign_get(
-            build.object_key, REDIRECT_EXPIRES_S, filename=build.file_name
+            build.object_key, REDIRECT_EXPIRES_S, filename=build.file_name, sha256=build.sha256
         )
         resp.status = falcon.HTTP_302
         resp.location = url

@@ -107,8 +107,20 @@ class TooManyRequests(HutchError):
     status, code = 429, "too_many_requests"
 
 
+class PreconditionFailed(HutchError):
+    status, code = 412, "precondition_failed"
+
+
+class PreconditionRequired(HutchError):
+    status, code = 428, "precondition_required"
+
+
 class ServiceUnavailable(HutchError):
     status, code = 503, "unavailable"
+
+
+class InsufficientStorage(HutchError):
+    status, code = 507, "insufficient_storage"
 
 
 def from_storage(exc: Exception) -> HutchError:

@@ -8,6 +8,7 @@ SVG, which can carry script). The object key is content-addressed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import falcon
@@ -20,6 +21,7 @@ from ingest.build_context import BuildContext
 from ingest.errors import BadRequest, UnsupportedMediaType
 from schemas import build_events as e
 from schemas.envelope import new_envelope
+from storage.errors import AlreadyExists
 
 MAX_ICON_BYTES = 1 << 20
 IMAGE_PREFIX = "img/"
@@ -61,9 +63,11 @@ class AppIcon:
             )
         content_type, ext = kind
         key = f"{IMAGE_PREFIX}{name}-{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
-        await self._ctx.objects.put_stream(
-            key, [data], max_bytes=MAX_ICON_BYTES, content_type=content_type
-        )
+        # Objects are written once; the key names the content, so one there is this icon.
+        with contextlib.suppress(AlreadyExists):
+            await self._ctx.objects.put_stream(
+                key, [data], max_bytes=MAX_ICON_BYTES, content_type=content_type
+            )
         icon = e.AppIconSet(app=name, object_key=key, content_type=content_type)
         async with self._ctx.command_lock(f"app:{name}"):
             envelope = new_envelope("app.icon_set.v1", e.encode(icon), key=name, app=name)

@@ -1,167 +1,82 @@
 """Upload commands: presign, finalize a presigned upload, record a direct upload.
 
-A build of an app is identified by (app, version, file name), stored at
-`artifact_key(app, version, fileName)`, and immutable once recorded: uploading the same
-triple again is refused (409), except a repeat of the same bytes, which answers with the
-recorded build (so a CI job may retry a finalize whose answer it lost).
+A build of an app is identified by (app, version, file name) and immutable once recorded:
+uploading the same triple again is refused (409), except a repeat of the same bytes, which
+answers with the recorded build (so a CI job may retry a finalize whose answer it lost).
+Each upload is stored under a key of its own, bound to its developer (upload_targets.py),
+and objects are written once, so no other upload, however it races, can replace its bytes.
+A presigned URL writes only the upload's staging key (a plain PUT, as any client sends it,
+repeatable while the URL lasts); finalize makes the build's object from it, write-once, and
+records the hash of exactly those bytes. Nothing serves a staging key, so a PUT after
+finalize changes nothing served: it stages bytes nobody reads (a retried finalize drops them).
 
 Apps: an upload names its app (`name`). The caller's own app is used; another developer's is
-refused (403); an app nobody has is created for the caller on the first upload recorded for
-it, as BuildHut does, and the answer carries the new app's secret, once.
+refused (403). A name nobody has becomes the caller's app, as BuildHut does, and the answer
+carries its secret, once, under `appCreated`: a presign creates it there and then (under the
+app's command lock), so the URL it answers with only ever writes into an app its caller
+owns; a direct upload creates it when the build is recorded, so a failed one creates none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Any
 
 from ingest import identity_commands
+from ingest.auth import Developer
 from ingest.build_context import BuildContext, object_error
-from ingest.errors import ConflictError, Forbidden, Unprocessable
+from ingest.errors import ConflictError, Forbidden
+from ingest.upload_targets import UploadTarget, issued, text, upload_target
 from query import builds as q
 from query import identity as qi
 from schemas import build_events as e
-from schemas.builds import (
-    MAX_UPLOAD_BYTES,
-    OS,
-    UPLOAD_URL_EXPIRES_S,
-    artifact_key,
-    detect_architecture,
-    detect_platform,
-    normalize_architecture,
-    normalize_format,
-    normalize_os,
-    validate_file_name,
-)
+from schemas.builds import MAX_UPLOAD_BYTES, UPLOAD_URL_EXPIRES_S
 from schemas.envelope import iso_micros, new_envelope, uuid7
-from schemas.identity import NAME
-from storage.errors import InvalidKey, StorageError
-from storage.objects import StoredObject, finalize_upload, validate_key
-
-VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._+-]{0,62}[A-Za-z0-9])?$")
-"""Upload versions are free-form (BuildHut: "version string") but must be usable in a key."""
-
-CONTENT_TYPES: Final[dict[str, str]] = {
-    "apk": "application/vnd.android.package-archive",
-    "deb": "application/vnd.debian.binary-package",
-    "rpm": "application/x-rpm",
-    "tar.gz": "application/gzip",
-    "zip": "application/zip",
-    "dmg": "application/x-apple-diskimage",
-    "msi": "application/x-msi",
-    "exe": "application/vnd.microsoft.portable-executable",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class UploadTarget:
-    app: str
-    version: str
-    file_name: str
-    key: str
-    os: str
-    architecture: str
-    format: str
-
-    @property
-    def content_type(self) -> str:
-        return CONTENT_TYPES.get(self.format, "application/octet-stream")
-
-
-def _text(fields: Mapping[str, object], name: str, *, required: bool) -> str | None:
-    value = fields.get(name)
-    if value is None or value == "":
-        if required:
-            raise Unprocessable(f"{name} is required", field=name, code="missing_field")
-        return None
-    if not isinstance(value, str):
-        raise Unprocessable(f"{name} must be a string", field=name)
-    return value
-
-
-def upload_target(fields: Mapping[str, object]) -> UploadTarget:
-    """Validate what an upload names; 422 naming the field at fault."""
-    app = _text(fields, "name", required=True)
-    assert app is not None
-    if not NAME.match(app):
-        raise Unprocessable(
-            "name (the app name) must be 1-63 characters of a-z, 0-9, '-' or '_'", field="name"
-        )
-    version = _text(fields, "version", required=True)
-    assert version is not None
-    if not VERSION.match(version):
-        raise Unprocessable(
-            "version must be 1-64 characters of letters, digits and . _ + -, starting and "
-            "ending with a letter or digit (e.g. 1.0.5)",
-            field="version",
-        )
-    raw_name = _text(fields, "fileName", required=True)
-    assert raw_name is not None
-    try:
-        file_name = validate_file_name(raw_name)
-    except ValueError as exc:
-        raise Unprocessable(str(exc), field="fileName", code="bad_file_name") from None
-    detected = detect_platform(file_name)
-    os_name: OS | None = detected.os if detected else None
-    if (given_os := _text(fields, "os", required=False)) is not None:
-        try:
-            os_name = normalize_os(given_os)
-        except ValueError as exc:
-            raise Unprocessable(str(exc), field="os") from None
-    fmt = detected.format if detected else None
-    if fmt is None and "." in file_name:
-        try:
-            fmt = normalize_format(file_name.rsplit(".", 1)[1])
-        except ValueError:
-            fmt = None
-    if os_name is None or fmt is None:
-        raise Unprocessable(
-            f"cannot tell the platform of {file_name!r} from its extension; use one of "
-            ".apk .aab .ipa .AppImage .deb .rpm .flatpak .tar.gz .exe .msi .dmg .pkg "
-            f"(or give os, one of {', '.join(get_args(OS))}, for a .zip)",
-            field="fileName",
-            code="unknown_platform",
-        )
-    given_arch = _text(fields, "architecture", required=False)
-    try:
-        arch = (
-            normalize_architecture(given_arch, os_name)
-            if given_arch is not None
-            else detect_architecture(file_name, os_name)
-        )
-    except ValueError as exc:
-        raise Unprocessable(str(exc), field="architecture") from None
-    return UploadTarget(
-        app=app,
-        version=version,
-        file_name=file_name,
-        key=artifact_key(app, version, file_name),
-        os=os_name,
-        architecture=arch or "universal",
-        format=fmt,
-    )
+from storage.errors import StorageError
+from storage.objects import StoredObject, finalize_upload, staging_key
 
 
 async def check_owner(ctx: BuildContext, developer: str, app: str) -> None:
     """403 when the app is another developer's; an app nobody has is fine (created later)."""
     found = await asyncio.to_thread(qi.app_named, ctx.db, app)
     if found is not None and found.developer != developer:
-        raise Forbidden(f"app {app!r} belongs to another developer", field="name")
+        raise _theirs(app)
+
+
+async def claim_app(ctx: BuildContext, caller: Developer, app: str) -> dict[str, Any] | None:
+    """Make sure `app` is the caller's: 403 if another's; one nobody has is created for them
+    now (the answer to show once), atomically, whoever else tries at the same time."""
+    found = await asyncio.to_thread(qi.app_named, ctx.db, app)
+    if found is not None:
+        if found.developer != caller.name:
+            raise _theirs(app)
+        return None
+    identity = identity_commands.Context(ctx.log, ctx.db, ctx.settings)
+    try:
+        return await identity_commands.create_app(identity, app, caller)
+    except ConflictError:  # created meanwhile: by whom?
+        await check_owner(ctx, caller.name, app)
+        return None
+
+
+def _theirs(app: str) -> Forbidden:
+    return Forbidden(f"app {app!r} belongs to another developer", field="name")
 
 
 async def refuse_existing(ctx: BuildContext, target: UploadTarget) -> None:
-    if await asyncio.to_thread(q.build_for_key, ctx.db, target.key) is not None:
+    found = await asyncio.to_thread(
+        q.build_named, ctx.db, target.app, target.version, target.file_name
+    )
+    if found is not None:
         raise _exists(target)
 
 
 def _exists(target: UploadTarget) -> ConflictError:
     return ConflictError(
-        f"{target.app} {target.version} already has a build stored as {target.key}; builds "
-        "are immutable, upload a new version",
+        f"{target.app} {target.version} already has a build named {target.file_name}; "
+        "builds are immutable, upload a new version",
         field="version",
         code="build_exists",
     )
@@ -171,72 +86,80 @@ def max_upload(ctx: BuildContext) -> int:
     return min(ctx.settings.max_upload_bytes, MAX_UPLOAD_BYTES)
 
 
-async def presign(ctx: BuildContext, developer: str, body: Mapping[str, object]) -> dict[str, Any]:
-    target = upload_target(body)
-    await check_owner(ctx, developer, target.app)
+async def presign(
+    ctx: BuildContext, caller: Developer, body: Mapping[str, object]
+) -> dict[str, Any]:
+    target = upload_target(ctx, caller.name, body)
+    created = await claim_app(ctx, caller, target.app)
     await refuse_existing(ctx, target)
-    url = ctx.objects.presign_put(target.key, UPLOAD_URL_EXPIRES_S, max_bytes=max_upload(ctx))
-    return {
+    staged = staging_key(target.key)
+    url = ctx.objects.presign_put(staged, UPLOAD_URL_EXPIRES_S, max_bytes=max_upload(ctx))
+    answer = {
         "uploadUrl": url,
         "method": "PUT",
-        "s3Key": target.key,
+        "s3Key": staged,
         "expiresIn": UPLOAD_URL_EXPIRES_S,
         "expiresAt": iso_micros(ctx.clock() + UPLOAD_URL_EXPIRES_S * 1_000_000),
         "maxBytes": max_upload(ctx),
     }
+    if created is not None:
+        answer["appCreated"] = created
+    return answer
 
 
 async def finalize(
-    ctx: BuildContext, developer: str, body: Mapping[str, object]
+    ctx: BuildContext, caller: Developer, body: Mapping[str, object]
 ) -> tuple[int, dict[str, Any]]:
     """Record a build PUT through a presigned URL: (HTTP status, answer)."""
-    target = upload_target(body)
-    s3_key = _text(body, "s3Key", required=True)
+    s3_key = text(body, "s3Key", required=True)
     assert s3_key is not None
+    target = upload_target(ctx, caller.name, body)
+    await check_owner(ctx, caller.name, target.app)
+    target = issued(ctx, caller.name, target, s3_key)
+    recorded = await asyncio.to_thread(q.build_for_key, ctx.db, target.key)
+    if recorded is not None and recorded.developer == caller.name:
+        # A retry whose first answer was lost: answered alike, and whatever was PUT since
+        # (staged, never served) is dropped.
+        with contextlib.suppress(StorageError):
+            await ctx.objects.delete(staging_key(target.key))
+        return 200, recorded.summary()
     try:
-        validate_key(s3_key)
-    except InvalidKey as exc:
-        raise Unprocessable(
-            f"s3Key is not a valid key: {exc}", field="s3Key", code="bad_key"
-        ) from None
-    if s3_key != target.key:
-        raise Unprocessable(
-            "s3Key does not belong to this name, version and fileName: pass the s3Key that "
-            "/api/upload/presign returned for them",
-            field="s3Key",
-            code="foreign_key",
+        stored = await finalize_upload(
+            ctx.objects, target.key, max_bytes=max_upload(ctx), content_type=target.content_type
         )
-    await check_owner(ctx, developer, target.app)
-    try:
-        stored = await finalize_upload(ctx.objects, target.key, max_bytes=max_upload(ctx))
     except StorageError as exc:
         raise object_error(exc, "s3Key", max_upload(ctx)) from None
-    return await record(ctx, developer, target, stored)
+    return await record(ctx, caller, target, stored)
 
 
 async def record(
-    ctx: BuildContext, developer: str, target: UploadTarget, stored: StoredObject
+    ctx: BuildContext, caller: Developer, target: UploadTarget, stored: StoredObject
 ) -> tuple[int, dict[str, Any]]:
     """Record a stored build as uploaded (creating the app on its first build)."""
     created: dict[str, Any] | None = None
     if await asyncio.to_thread(qi.app_named, ctx.db, target.app) is None:
         identity = identity_commands.Context(ctx.log, ctx.db, ctx.settings)
         with contextlib.suppress(ConflictError):  # created meanwhile: checked below whose
-            created = await identity_commands.create_app(identity, target.app, developer)
+            created = await identity_commands.create_app(identity, target.app, caller)
     async with ctx.command_lock(f"app:{target.app}"):
         await ctx.catch_up()
         app = await asyncio.to_thread(qi.app_named, ctx.db, target.app)
-        if app is None or app.developer != developer:
-            raise Forbidden(f"app {target.app!r} belongs to another developer", field="name")
-        existing = await asyncio.to_thread(q.build_for_key, ctx.db, target.key)
+        if app is None or app.developer != caller.name:
+            raise _theirs(target.app)
+        existing = await asyncio.to_thread(
+            q.build_named, ctx.db, target.app, target.version, target.file_name
+        )
         if existing is not None:
+            if existing.object_key != target.key:  # a second copy, not the build's: drop it
+                with contextlib.suppress(StorageError):
+                    await ctx.objects.delete(target.key)
             if (existing.sha256, existing.size) == (stored.sha256, stored.size):
                 return 200, existing.summary()
             raise _exists(target)
         uploaded = e.BuildUploaded(
             id=uuid7(),
             app=target.app,
-            developer=developer,
+            developer=caller.name,
             version=target.version,
             file_name=target.file_name,
             object_key=target.key,
@@ -246,6 +169,7 @@ async def record(
             size=stored.size,
             sha256=stored.sha256,
             content_type=stored.content_type,
+            etag=stored.etag,
         )
         envelope = new_envelope(
             "build.uploaded.v1", e.encode(uploaded), key=target.app, app=target.app

@@ -39,7 +39,7 @@ from schemas.envelope import Envelope, iso_micros, new_envelope, uuid7
 from schemas.events import EventType
 from schemas.permissions import normalize_permissions
 from storage.errors import StorageError
-from storage.objects import finalize_upload
+from storage.objects import finalize_upload, staging_key
 
 LOCK = "web-builds"
 MAX_ATTEMPTS = 3
@@ -54,7 +54,8 @@ def _event(ctx: BuildContext, type_: EventType, payload: object, key: str) -> En
 
 
 def artifact_key(build: q.WebBuild, attempt: int) -> str:
-    """Per attempt, so a lapsed worker's late upload cannot replace its successor's."""
+    """Per attempt, so a lapsed worker's late upload cannot replace its successor's. The
+    worker PUTs to its staging key; the `success` report makes this object from it, once."""
     name = f"{key_segment(build.bundle_id)}-{key_segment(build.version)}-{build.platform}.zip"
     return f"web-builds/{build.id}/{attempt}/{name}"
 
@@ -164,7 +165,7 @@ async def create_build(
 
 def _upload(ctx: BuildContext, build: q.WebBuild, attempt: int) -> dict[str, Any]:
     expires_s = _lease_s(ctx) + 300
-    key = artifact_key(build, attempt)
+    key = staging_key(artifact_key(build, attempt))
     return {
         "url": ctx.objects.presign_put(key, expires_s, max_bytes=ctx.settings.max_upload_bytes),
         "method": "PUT",
@@ -282,6 +283,7 @@ async def report(
                 ctx.objects,
                 artifact_key(build, build.attempt),
                 max_bytes=ctx.settings.max_upload_bytes,
+                content_type="application/zip",
             )
         except StorageError as exc:
             raise object_error(exc, "artifact", ctx.settings.max_upload_bytes) from None

@@ -5,7 +5,9 @@ Uploaded builds, their download counts per build and per UTC day, app icons, web
 appended them; applying is a pure function of the log, so a replay gives the same rows.
 
 Download counting is where the 30-second debounce lives: a download counts unless the same
-client's last counted download of the same build is less than 30 s away, by event time. All
+client's last counted download of the same build is less than 30 s away, by event time. A
+client is its network address (an IPv6 client's /64), hashed at ingest: a client cannot
+count again by changing its User-Agent, nor an IPv6 host by picking another address. All
 downloads of an app share one partition key, so they are applied in one order everywhere,
 whichever ingest process took them, and the same log always gives the same counts.
 """
@@ -93,9 +95,9 @@ class BuildsProjection:
 def build_uploaded(tx: Transaction, e: BuildUploaded, at: int) -> None:
     tx.execute(
         "INSERT INTO app_builds (id, app, developer, version, file_name, object_key, os, "
-        "architecture, format, size, sha256, content_type, uploaded_at) VALUES (:id, :app, "
-        ":developer, :version, :file_name, :object_key, :os, :architecture, :format, :size, "
-        ":sha256, :content_type, :at) ON CONFLICT DO NOTHING",
+        "architecture, format, size, sha256, content_type, etag, uploaded_at) VALUES (:id, "
+        ":app, :developer, :version, :file_name, :object_key, :os, :architecture, :format, "
+        ":size, :sha256, :content_type, :etag, :at) ON CONFLICT DO NOTHING",
         {
             "id": e.id,
             "app": e.app,
@@ -109,6 +111,7 @@ def build_uploaded(tx: Transaction, e: BuildUploaded, at: int) -> None:
             "size": e.size,
             "sha256": e.sha256,
             "content_type": e.content_type,
+            "etag": e.etag,
             "at": at,
         },
     )

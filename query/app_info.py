@@ -8,7 +8,9 @@
 Its answer may be cached for 5 minutes (Cache-Control), and this process keeps it for as long,
 checking on each hit, with one indexed lookup, that no newer build has been uploaded since:
 an upload handled by any other process invalidates it at once. The signed URL in it is valid
-for an hour, so a cached copy never hands out a dead link.
+for an hour, so a cached copy never hands out a dead link. On every answer, cached or not,
+the build's object is checked against its record (ingest/downloads.py `check_stored`): bytes
+that no longer hash to the recorded SHA-256 are a 409, and no URL to them is handed out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import falcon.asgi
 import orjson
 
 from ingest.auth import Authenticator
+from ingest.downloads import check_stored
 from ingest.errors import NotFound
 from ingest.icons import IMAGE_PREFIX, image_url
 from query import builds as q
@@ -51,10 +54,10 @@ class AppInfo:
         self._objects = objects
         self._public_url = public_url
         self._clock = clock
-        self._cache: dict[str, tuple[float, str, bytes]] = {}
+        self._cache: dict[str, tuple[float, q.AppBuild, bytes]] = {}
 
-    def _answer(self, name: str) -> tuple[str, bytes] | None:
-        """(build id, JSON body) of the app's latest build; None when it has none."""
+    def _answer(self, name: str) -> tuple[q.AppBuild, bytes] | None:
+        """The app's latest build and its JSON body; None when it has none."""
         build = q.latest_build(self._db, name)
         if build is None:
             return None
@@ -64,7 +67,10 @@ class AppInfo:
             "version": build.version,
             "tag": build.version,
             "downloadUrl": self._objects.presign_get(
-                build.object_key, DOWNLOAD_URL_EXPIRES_S, filename=build.file_name
+                build.object_key,
+                DOWNLOAD_URL_EXPIRES_S,
+                filename=build.file_name,
+                sha256=build.sha256,
             ),
             "uploadedAt": iso_micros(build.uploaded_at),
             "fileName": build.file_name,
@@ -75,30 +81,32 @@ class AppInfo:
             "sha256": build.sha256,
             "iconUrl": None if icon is None else image_url(self._public_url, icon.object_key),
         }
-        return build.id, orjson.dumps(body)
+        return build, orjson.dumps(body)
 
-    def _lookup(self, name: str) -> bytes | None:
+    def _lookup(self, name: str) -> tuple[q.AppBuild, bytes] | None:
         now = self._clock()
         cached = self._cache.get(name)
         if cached is not None:
-            expires, build_id, body = cached
-            if now < expires and q.latest_build_id(self._db, name) == build_id:
-                return body
+            expires, build, body = cached
+            if now < expires and q.latest_build_id(self._db, name) == build.id:
+                return build, body
         answer = self._answer(name)
         if answer is None:
             self._cache.pop(name, None)
             return None
         if len(self._cache) >= MAX_CACHED_APPS:
             self._cache.clear()
-        self._cache[name] = (now + CACHE_S, answer[0], answer[1])
-        return answer[1]
+        self._cache[name] = (now + CACHE_S, *answer)
+        return answer
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, id: str) -> None:
-        body = await asyncio.to_thread(self._lookup, id)
-        if body is None:
+        answer = await asyncio.to_thread(self._lookup, id)
+        if answer is None:
             if await asyncio.to_thread(qi.app_named, self._db, id) is None:
                 raise NotFound(f"no app named {id!r}", field="id")
             raise NotFound(f"{id} has no builds yet", field="id", code="no_builds")
+        build, body = answer
+        await check_stored(self._objects, build)
         resp.cache_control = ["public", f"max-age={CACHE_S}"]
         resp.content_type = falcon.MEDIA_JSON
         resp.data = body

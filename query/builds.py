@@ -29,6 +29,7 @@ class AppBuild:
     content_type: str
     uploaded_at: int
     downloads: int
+    etag: str | None
 
     @property
     def platform(self) -> str:
@@ -60,7 +61,7 @@ class Icon:
 
 _BUILD = (
     "SELECT id, app, developer, version, file_name, object_key, os, architecture, format, "
-    "size, sha256, content_type, uploaded_at, downloads FROM app_builds"
+    "size, sha256, content_type, uploaded_at, downloads, etag FROM app_builds"
 )
 _NEWEST = "ORDER BY uploaded_at DESC, id DESC"
 
@@ -81,11 +82,21 @@ def _build(row: Row) -> AppBuild:
         content_type=str(row[11]),
         uploaded_at=int(row[12]),
         downloads=int(row[13]),
+        etag=None if row[14] is None else str(row[14]),
     )
 
 
 def build_for_key(db: Reader, object_key: str) -> AppBuild | None:
     row = db.fetchone(f"{_BUILD} WHERE object_key = :k", {"k": object_key})
+    return None if row is None else _build(row)
+
+
+def build_named(db: Reader, app: str, version: str, file_name: str) -> AppBuild | None:
+    """The build of (app, version, file name), which identifies it whatever its key."""
+    row = db.fetchone(
+        f"{_BUILD} WHERE app = :a AND version = :v AND file_name = :f",
+        {"a": app, "v": version, "f": file_name},
+    )
     return None if row is None else _build(row)
 
 

@@ -23,7 +23,8 @@ from schemas.builds import BuildPlatform, BuildStatus
 
 DOWNLOAD_DEBOUNCE_US = 30_000_000
 """A client's repeated download of one build within 30 s of its last counted one is not
-counted again (judged by event times, in log order, by the projection)."""
+counted again (judged by event times, in log order, by the projection). A client is its
+address, whatever it says its User-Agent is (ingest/downloads.py `client_id`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class BuildUploaded:
     size: int
     sha256: str
     content_type: str
+    etag: str | None = None
+    """The object store's tag for the version hashed (ObjectInfo.etag): downloads check the
+    object still has it, or still hashes to `sha256`. None in records older than it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,8 @@ class BuildDownloaded:
     build_id: str
     app: str
     client: str
-    """A keyed hash of the client's address and User-Agent: stable, but not reversible."""
+    """A keyed hash of the client's network address (an IPv6 client's /64): stable, but not
+    reversible. Records written before 2026-12 hashed the User-Agent in as well."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,9 +186,12 @@ def key_segment(text: str) -> str:
     return segment[:120]
 
 
-def artifact_key(app: str, version: str, file_name: str) -> str:
-    """Where an uploaded build lives in the object store: apps/<app>/<version>/<file>."""
-    return "/".join(("apps", key_segment(app), key_segment(version), key_segment(file_name)))
+def artifact_key(app: str, version: str, upload_id: str, file_name: str) -> str:
+    """Where an uploaded build lives in the object store: apps/<app>/<version>/<id>/<file>,
+    with an id of its own per upload (ingest/upload_commands.py), since objects are written
+    once and one upload must never land on another's key."""
+    segments = (app, version, upload_id, file_name)
+    return "/".join(("apps", *map(key_segment, segments)))
 
 
 # --- versions --------------------------------------------------------------------------------

@@ -3,18 +3,18 @@ signed URLs point back at it), developers with tokens, and small HTTP convenienc
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from hutch.settings import Settings
 from tests.helpers import hutch
 
 
-def developer_token(data: Path, developer: str) -> str:
+def developer_token(settings: Settings, developer: str) -> str:
     """A developer (without apps) and a bearer token for them."""
-    hutch(data, "developer", "create", developer)
-    code, token = hutch(data, "token", "create", "--developer", developer)
+    hutch(settings, "developer", "create", developer)
+    code, token = hutch(settings, "token", "create", "--developer", developer)
     assert code == 0, token
     return str(token["token"])
 
@@ -34,7 +34,7 @@ def presigned_upload(
     )
     assert presigned.status_code == 200, presigned.text
     grant = presigned.json()
-    put = httpx.put(grant["uploadUrl"], content=body, timeout=30)
+    put = httpx.put(grant["uploadUrl"], content=body, timeout=30)  # a plain PUT, as curl sends
     assert put.status_code == 200, put.text
     return client.post(
         "/api/upload",

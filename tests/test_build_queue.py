@@ -99,7 +99,7 @@ async def test_a_lapsed_lease_is_requeued_and_the_old_worker_loses_it(
     assert second["build"]["id"] == build_id
     assert second["build"]["attempt"] == 2
     assert second["claimId"] != first["claimId"]
-    assert second["upload"]["s3Key"].startswith(f"web-builds/{build_id}/2/")
+    assert second["upload"]["s3Key"].startswith(f"uploads/web-builds/{build_id}/2/")
     assert await _types(runtime, build_id) == [
         "build.created.v1",
         "build.claimed.v1",

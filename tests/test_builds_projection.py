@@ -4,6 +4,7 @@ order, the same on replay), and the app-info cache that a newer upload invalidat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from projections.builds import BuildsProjection, counts, utc_day
 from projections.relational import apply_batch
+from query import builds as q
 from query.app_info import CACHE_S, AppInfo
 from schemas import build_events as e
 from schemas.envelope import new_envelope
@@ -68,6 +70,22 @@ def downloads(db: SQLiteRelational) -> dict[str, int]:
 def daily(db: SQLiteRelational) -> list[tuple[str, str, int]]:
     rows = db.fetchall("SELECT build_id, day, downloads FROM app_build_downloads ORDER BY 1, 2")
     return [(str(b), str(d), int(n)) for b, d, n in rows]
+
+
+def test_uploads_keep_the_etag_they_were_hashed_at(db: SQLiteRelational) -> None:
+    """The object's ETag rides in the event (downloads check it); records from before it was
+    added decode with none."""
+    log = Log()
+    log.add("build.uploaded.v1", dataclasses.replace(uploaded("b1"), etag='"e-1"'), T0)
+    older = dataclasses.asdict(uploaded("b2", "1.0.1"))
+    del older["etag"]
+    log.add("build.uploaded.v1", older, T0 + SECOND)
+    apply_batch(db, PROJECTION, log.records)
+    etags = {v: q.build_named(db, "app", v, f"app-{v}.apk") for v in ("1.0.0", "1.0.1")}
+    assert {v: b.etag for v, b in etags.items() if b is not None} == {
+        "1.0.0": '"e-1"',
+        "1.0.1": None,
+    }
 
 
 def test_debounce_rule() -> None:
@@ -159,13 +177,13 @@ def test_app_info_is_cached_until_a_newer_upload(db: SQLiteRelational, tmp_path:
     apply_batch(db, PROJECTION, log.records)
     newer = info._lookup("app")
     assert newer is not None
-    assert orjson.loads(newer)["version"] == "1.0.1"  # invalidated by the upload at once
+    assert orjson.loads(newer[1])["version"] == "1.0.1"  # invalidated by the upload at once
 
     cache_clock.now += CACHE_S
     store_clock.now += 100
     expired = info._lookup("app")
     assert expired is not None
     assert expired != newer  # past five minutes: answered afresh
-    assert orjson.loads(expired)["version"] == "1.0.1"
+    assert orjson.loads(expired[1])["version"] == "1.0.1"
     assert info._lookup("nobody") is None
     asyncio.run(store.close())

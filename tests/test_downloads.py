@@ -1,6 +1,7 @@
 """Downloads: the latest build, platform routes with aliases, counts per build and per day
-(with the 30-second debounce per client, also under concurrent requests), app info and
-its cache, icons and /api/img."""
+(with the 30-second debounce per client address, also under concurrent requests), app info
+and its cache, icons and /api/img. Client addresses come from X-Forwarded-For, which uvicorn
+takes from a trusted proxy (127.0.0.1, as these requests come from)."""
 
 from __future__ import annotations
 
@@ -115,20 +116,13 @@ def test_repeats_within_30_seconds_count_once(server: Server) -> None:
     _, token = developer_with_app(server.settings, "eve", "eve-app")
     with server.client() as c:
         json_of(direct_upload(c, token, "eve-app", "1.0.0", "eve.apk", b"eve"), 201)
-        for _ in range(3):
-            assert (
-                c.get("/api/apps/eve-app/latest", headers={"User-Agent": "phone"}).status_code
-                == 302
-            )
-        assert (
-            c.get("/api/apps/eve-app/latest", headers={"User-Agent": "laptop"}).status_code == 302
-        )
-        assert (
-            c.get(
-                "/api/apps/eve-app/latest/android/any/apk", headers={"User-Agent": "tablet"}
-            ).status_code
-            == 302
-        )
+        for path, address in (
+            *(("latest", "192.0.2.1") for _ in range(3)),
+            ("latest", "192.0.2.2"),
+            ("latest/android/any/apk", "192.0.2.3"),
+        ):
+            answer = c.get(f"/api/apps/eve-app/{path}", headers={"X-Forwarded-For": address})
+            assert answer.status_code == 302
         eventually(lambda: _downloads(c, token, "eve-app") == {"eve.apk": 3})
         build = _listing(c, token, "eve-app")["builds"][0]
         today = datetime.datetime.now(datetime.UTC).date().isoformat()
@@ -140,13 +134,14 @@ def test_counts_are_right_under_concurrent_downloads(server: Server) -> None:
     with server.client() as c:
         json_of(direct_upload(c, token, "fred-app", "1.0.0", "fred.apk", b"fred"), 201)
 
-    def download(agent: str) -> int:
+    def download(address: str) -> int:
         with server.client() as c:
-            return c.get("/api/apps/fred-app/latest", headers={"User-Agent": agent}).status_code
+            answer = c.get("/api/apps/fred-app/latest", headers={"X-Forwarded-For": address})
+            return answer.status_code
 
-    agents = [f"client-{i}" for i in range(24)] + ["same-client"] * 16
+    addresses = [f"198.51.100.{i}" for i in range(24)] + ["203.0.113.9"] * 16
     with ThreadPoolExecutor(max_workers=16) as pool:
-        assert set(pool.map(download, agents)) == {302}
+        assert set(pool.map(download, addresses)) == {302}
     with server.client() as c:
         eventually(lambda: _downloads(c, token, "fred-app") == {"fred.apk": 25})
         assert _listing(c, token, "fred-app")["builds"][0]["downloadsByDay"][0]["count"] == 25
@@ -209,3 +204,32 @@ def test_icons(server: Server, cleo: str) -> None:
         assert theirs.status_code == 403
         for key in ("nothing.png", "..%2Fsecret.key", ".meta"):
             assert c.get(f"/api/img/{key}").status_code == 404, key
+
+
+@pytest.mark.integration
+def test_varying_the_user_agent_does_not_inflate_counts(server: Server) -> None:
+    """A client is its address (an IPv6 client its /64, which it can vary at will); what it
+    says about itself does not make it another client. Addresses come from X-Forwarded-For,
+    which uvicorn takes from a trusted proxy (127.0.0.1, this test)."""
+    _, token = developer_with_app(server.settings, "ivy", "ivy-app")
+    with server.client() as c:
+        json_of(direct_upload(c, token, "ivy-app", "1.0.0", "ivy.apk", b"ivy"), 201)
+        json_of(direct_upload(c, token, "ivy-app", "1.0.0", "ivy_amd64.deb", b"ivy deb"), 201)
+        downloads = [
+            *(("198.51.100.1", f"agent-{i}") for i in range(8)),
+            ("198.51.100.2", "agent-0"),
+            ("2001:db8:1:2::1", "phone"),
+            ("2001:db8:1:2:ffff::99", "laptop"),  # the same /64
+            ("2001:db8:1:3::1", "phone"),
+        ]
+        for address, agent in downloads:
+            answer = c.get(
+                "/api/apps/ivy-app/latest/android/any/apk",
+                headers={"X-Forwarded-For": address, "User-Agent": agent},
+            )
+            assert answer.status_code == 302, answer.text
+        # Downloads of one app are applied in order: once this one counts, all the above have.
+        marker = c.get("/api/apps/ivy-app/latest/linux/any/deb", headers={"User-Agent": "x"})
+        assert marker.status_code == 302
+        eventually(lambda: _downloads(c, token, "ivy-app")["ivy_amd64.deb"] == 1)
+        assert _downloads(c, token, "ivy-app") == {"ivy.apk": 4, "ivy_amd64.deb": 1}

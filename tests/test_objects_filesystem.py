@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import falcon
+import falcon.asgi
+import httpx
+import orjson
 import pytest
 
+from ingest.errors import handle_error
+from ingest.objects import SignedObjects
 from storage.errors import Conflict, InvalidKey, NotFound, TooLarge
 from storage.objects import (
     ObjectStore,
@@ -21,10 +29,10 @@ from storage.objects.filesystem import FilesystemObjectStore
 from tests.conformance.objects import (
     ObjectStoreConformance,
     Response,
-    read_all,
     run,
     split_signed_url,
 )
+from tests.conftest import free_port
 
 SECRET = b"test-secret-0123456789"
 PUBLIC = "https://hutch.example.test"
@@ -37,22 +45,99 @@ def store(tmp_path: Path) -> FilesystemObjectStore:
     return s
 
 
+class _Served:
+    """The stores the test server serves, each under its own prefix, and how far its clock
+    is ahead (so expiry is tested without waiting)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, SignedObjects] = {}
+        self.ahead_s = 0.0
+
+    def clock(self) -> float:
+        return time.time() + self.ahead_s
+
+
+class _Routed:
+    """`/t/{n}/objects/{key}`: Hutch's own signed-URL resource for store `n`."""
+
+    def __init__(self, served: _Served) -> None:
+        self._served = served
+
+    def _resource(self, n: str) -> SignedObjects:
+        if n not in self._served.routes:
+            raise falcon.HTTPNotFound()
+        return self._served.routes[n]
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, n: str, key: str
+    ) -> None:
+        await self._resource(n).on_get(req, resp, key)
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, n: str, key: str
+    ) -> None:
+        await self._resource(n).on_put(req, resp, key)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, _Served]]:
+    """A real HTTP server for the stores' signed URLs (uvicorn in a thread)."""
+    import uvicorn
+
+    state = _Served()
+    app = falcon.asgi.App()
+    app.add_error_handler(Exception, handle_error)
+    app.add_route("/t/{n}/objects/{key:path}", _Routed(state))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "test server did not start"
+        assert thread.is_alive(), "test server stopped"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", state
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _http(
+    served: _Served,
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    later_s: float,
+) -> Response:
+    served.ahead_s = later_s
+    try:
+        answer = httpx.request(method, url, content=body, headers=headers, timeout=30)
+    finally:
+        served.ahead_s = 0.0
+    return Response(answer.status_code, answer.content, dict(answer.headers))
+
+
+@pytest.mark.integration
 class TestFilesystemStore(ObjectStoreConformance):
-    """Presigned requests go through verify_signature as the /objects/{key} resource does."""
+    """Presigned URLs are fetched over HTTP from Hutch's `/objects/{key}` resource."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, served: tuple[str, _Served]) -> FilesystemObjectStore:
+        base, state = served
+        n = str(len(state.routes))
+        s = FilesystemObjectStore(tmp_path / "objects", public_url=f"{base}/t/{n}", secret=SECRET)
+        run(s.start())
+        state.routes[n] = SignedObjects(s, SECRET, clock=state.clock)
+        self.served = state
+        return s
 
     def http_get(self, store: Any, url: str, *, later_s: float = 0) -> Response:
-        key, params = split_signed_url(url)
-        try:
-            grant = verify_signature(SECRET, "GET", key, params, time.time() + later_s)
-            body = run(read_all(store, key))
-        except SignatureError:
-            return Response(403)
-        except NotFound:
-            return Response(404)
-        headers = {}
-        if grant.filename:
-            headers["content-disposition"] = content_disposition(grant.filename)
-        return Response(200, body, headers)
+        return _http(self.served, "GET", url, None, {}, later_s)
 
     def http_put(
         self,
@@ -63,26 +148,33 @@ class TestFilesystemStore(ObjectStoreConformance):
         content_type: str | None = None,
         later_s: float = 0,
     ) -> Response:
-        key, params = split_signed_url(url)
-        try:
-            grant = verify_signature(SECRET, "PUT", key, params, time.time() + later_s)
-        except SignatureError:
-            return Response(403)
-        if grant.content_type is not None and content_type != grant.content_type:
-            return Response(403)
-        assert grant.max_bytes is not None
-        try:
-            run(
-                store.put_stream(
-                    key,
-                    [body],
-                    max_bytes=grant.max_bytes,
-                    content_type=grant.content_type or "application/octet-stream",
-                )
-            )
-        except TooLarge:
-            return Response(413)
-        return Response(200)
+        headers = {"content-type": content_type} if content_type else {}
+        return _http(self.served, "PUT", url, body, headers, later_s)
+
+    def tamper(self, store: Any, key: str, data: bytes) -> None:
+        with (store.root / key).open("r+b") as file:
+            file.write(data)
+
+    def test_signed_get_serves_only_the_signed_bytes(self, store: FilesystemObjectStore) -> None:
+        stored = run(store.put_stream("apps/a/1.0.0/a.apk", [b"original"], max_bytes=10))
+        url = store.presign_get("apps/a/1.0.0/a.apk", 60, filename="a.apk", sha256=stored.sha256)
+        assert self.http_get(store, url).body == b"original"
+        self.tamper(store, "apps/a/1.0.0/a.apk", b"EVIL")
+        refused = self.http_get(store, url)
+        assert refused.status == 409
+        assert b"EVIL" not in refused.body
+        assert orjson.loads(refused.body)["error"]["code"] == "object_corrupted"
+        wrong = store.presign_get("apps/a/1.0.0/a.apk", 60, sha256=stored.sha256)
+        assert self.http_get(store, wrong.replace(stored.sha256, "0" * 64)).status == 403
+
+    def test_a_file_put_back_whole_is_served_again(self, store: FilesystemObjectStore) -> None:
+        stored = run(store.put_stream("a/restored", [b"original"], max_bytes=10))
+        path = store.root / "a" / "restored"
+        path.unlink()
+        path.write_bytes(b"original")  # a restore: another file, the same bytes
+        run(store.verify("a/restored", stored.sha256, etag=stored.etag))
+        url = store.presign_get("a/restored", 60, sha256=stored.sha256)
+        assert self.http_get(store, url).body == b"original"
 
 
 def test_url_format(store: FilesystemObjectStore) -> None:
@@ -93,17 +185,17 @@ def test_url_format(store: FilesystemObjectStore) -> None:
     assert set(params) == {"expires", "filename", "sig"}
     assert abs(int(params["expires"]) - (time.time() + 300)) < 5
     put = store.presign_put(
-        "apps/demo/1.0.0/demo.apk", 300, max_bytes=1000, content_type="image/png"
+        "uploads/apps/demo/1.0.0/demo.apk", 300, max_bytes=1000, content_type="image/png"
     )
     assert set(split_signed_url(put)[1]) == {"expires", "max", "type", "sig"}
 
 
 def test_verify_signature_checks_every_signed_field(store: FilesystemObjectStore) -> None:
-    url = store.presign_put("a/x", 300, max_bytes=1000, content_type="image/png")
+    url = store.presign_put("uploads/a/x", 300, max_bytes=1000, content_type="image/png")
     key, params = split_signed_url(url)
     now = time.time()
     grant = verify_signature(SECRET, "PUT", key, params, now)
-    assert (grant.key, grant.max_bytes, grant.content_type) == ("a/x", 1000, "image/png")
+    assert (grant.key, grant.max_bytes, grant.content_type) == ("uploads/a/x", 1000, "image/png")
 
     def reason(method: str = "PUT", k: str = key, secret: bytes = SECRET, **changes: str) -> str:
         with pytest.raises(SignatureError) as info:
@@ -113,7 +205,8 @@ def test_verify_signature_checks_every_signed_field(store: FilesystemObjectStore
     assert reason(max="1000000") == "bad_signature"
     assert reason(type="text/html") == "bad_signature"
     assert reason(expires=str(int(params["expires"]) + 3600)) == "bad_signature"
-    assert reason(k="a/y") == "bad_signature"
+    assert reason(k="uploads/a/y") == "bad_signature"
+    assert reason(k="a/x") == "bad_signature"
     assert reason(method="GET") == "bad_signature"
     assert reason(secret=b"another-secret") == "bad_signature"
     assert reason(sig="") == "bad_signature"
@@ -124,7 +217,7 @@ def test_verify_signature_checks_every_signed_field(store: FilesystemObjectStore
     with pytest.raises(SignatureError):
         verify_signature(SECRET, "PUT", key, without_sig, now)
     with pytest.raises(InvalidKey):
-        verify_signature(SECRET, "PUT", "../a/x", params, now)
+        verify_signature(SECRET, "PUT", "../uploads/a/x", params, now)
 
 
 def test_expiry_boundary(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from storage.errors import StorageError, TooLarge
+from storage.errors import AlreadyExists, StorageError, TooLarge
 from storage.objects.s3 import S3Location, S3ObjectStore
-from tests.conformance.objects import ObjectStoreConformance, Response, payload, run
+from tests.conformance.objects import ObjectStoreConformance, Response, payload, read_all, run
 
 CREDENTIALS = ("testing-key", "testing-secret")
 PART = 5 << 20  # the smallest part S3 accepts
@@ -75,6 +75,11 @@ class _HttpHooks(ObjectStoreConformance):
     ) -> Response:
         headers = {"content-type": content_type} if content_type else {}
         return _http("PUT", url, body, headers, later_s)
+
+    def tamper(self, store: Any, key: str, data: bytes) -> None:
+        # Unconditionally, with the bucket's credentials: what no URL Hutch signs can do.
+        location = store.location
+        store._client.put_object(Bucket=location.bucket, Key=location.prefix + key, Body=data)
 
 
 class TestS3OnMoto(_HttpHooks):
@@ -185,11 +190,12 @@ def test_aborted_multipart_upload_leaves_no_parts(moto_endpoint: str) -> None:
 def test_presigned_urls_are_sigv4_with_the_requested_expiry(moto_endpoint: str) -> None:
     location = S3Location.from_url(f"s3://b?endpoint={moto_endpoint}&region=us-east-1")
     store = S3ObjectStore(location, credentials=CREDENTIALS)
-    url = store.presign_put("apps/a/1.0.0/a.apk", 300, max_bytes=10)
+    url = store.presign_put("uploads/apps/a/1.0.0/a.apk", 300, max_bytes=10)
     query = httpx.URL(url).params
     assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert query["X-Amz-Expires"] == "300"
-    assert url.startswith(f"{moto_endpoint}/b/apps/a/1.0.0/a.apk?")
+    assert url.startswith(f"{moto_endpoint}/b/uploads/apps/a/1.0.0/a.apk?")
+    assert query["X-Amz-SignedHeaders"] == "host"  # a plain PUT: no header to send
 
 
 def test_public_endpoint_signs_for_the_client_facing_host(moto_endpoint: str) -> None:
@@ -237,3 +243,33 @@ def test_location_from_url() -> None:
     )
     with pytest.raises(ValueError, match="s3://"):
         S3Location.from_url("http://bucket")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["moto", "versitygw"])
+def test_multipart_write_onto_an_object_is_refused_and_aborted(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """The write-once condition also holds for a multipart upload, checked when it completes:
+    the parts already sent are aborted and the object stays as it was."""
+    if server == "moto":
+        url = f"s3://hutch-once?endpoint={request.getfixturevalue('moto_endpoint')}"
+        credentials: Any = CREDENTIALS
+    else:
+        url, credentials = request.getfixturevalue("verifying_s3")
+    joiner = "&" if "?" in url else "?"
+    location = S3Location.from_url(f"{url}{joiner}prefix=t{uuid.uuid4().hex[:8]}&create_bucket=1")
+    store = S3ObjectStore(location, part_size=PART, credentials=credentials)
+    run(store.start())
+    key = "apps/x/1.0.0/x.bin"
+    try:
+        run(store.put_stream(key, [b"first"], max_bytes=10))
+        with pytest.raises(AlreadyExists):
+            run(store.put_stream(key, [payload(2 * PART + 1)], max_bytes=3 * PART))
+        uploads = store._client.list_multipart_uploads(
+            Bucket=location.bucket, Prefix=location.prefix
+        )
+        assert uploads.get("Uploads", []) == []
+        assert run(read_all(store, key)) == b"first"
+    finally:
+        run(store.close())

@@ -118,11 +118,11 @@ def test_file_name_refused(name: str) -> None:
 
 
 def test_artifact_key_is_a_valid_object_key() -> None:
-    key = artifact_key("My App", "1.0.0-rc.1+build.5", "Hutch Setup (x64).exe")
-    assert key == "apps/My_App/1.0.0-rc.1+build.5/Hutch_Setup_(x64).exe"
+    key = artifact_key("My App", "1.0.0-rc.1+build.5", "0a1b-2c3d", "Hutch Setup (x64).exe")
+    assert key == "apps/My_App/1.0.0-rc.1+build.5/0a1b-2c3d/Hutch_Setup_(x64).exe"
     assert validate_key(key) == key
     for hostile in ("..", "../../etc", ".hidden", "é/ü", "\x00"):
-        assert validate_key(artifact_key(hostile, hostile, hostile))
+        assert validate_key(artifact_key(hostile, hostile, hostile, hostile))
 
 
 def test_semver_precedence() -> None:

@@ -37,11 +37,10 @@ def test_builds_across_processes(served: Served) -> None:
         info = json_of(c.get("/api/app/uma-app"), 200)  # answered by the query process
         assert info["version"] == "1.0.1"
         assert httpx.get(info["downloadUrl"]).content == b"presigned"  # served by ingest
-        for agent in ("a", "b", "c", "a"):
-            assert (
-                follow(c.get("/api/apps/uma-app/latest", headers={"User-Agent": agent})).content
-                == b"presigned"
-            )
+        # Clients are addresses (taken from X-Forwarded-For, which a proxy on 127.0.0.1 may set).
+        for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1"):
+            download = c.get("/api/apps/uma-app/latest", headers={"X-Forwarded-For": address})
+            assert follow(download).content == b"presigned"
 
         def counted() -> bool:
             listing = json_of(c.get("/api/apps/uma-app/builds", headers=bearer(token)), 200)
@@ -72,7 +71,9 @@ def test_builds_across_processes(served: Served) -> None:
             200,
         )
         assert claim["build"]["id"] == made["id"]
-        assert httpx.put(claim["upload"]["url"], content=b"PK project").status_code == 200
+        upload = claim["upload"]
+        put = httpx.put(upload["url"], content=b"PK project")
+        assert put.status_code == 200
         report = c.post(
             f"/api/v1/worker/builds/{made['id']}/status",
             headers=bearer(worker["token"]),

@@ -4,7 +4,11 @@ direct uploads, the latest build and its download, platform routes, counts, icon
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -20,7 +24,7 @@ from tests.builds_support import (
     presigned_upload,
 )
 from tests.conftest import Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of
+from tests.helpers import developer_with_app, error_of, eventually
 
 LIMIT = 256 * 1024  # HUTCH_MAX_UPLOAD for these tests: oversize cases stay small
 
@@ -56,7 +60,9 @@ def test_presigned_round_trip(server: Server, ada: str) -> None:
         assert done["format"] == "apk"
         assert done["size"] == len(body)
         assert done["sha256"] == hashlib.sha256(body).hexdigest()
-        assert done["s3Key"] == "apps/ada-app/1.0.0/ada-arm64-v8a.apk"
+        assert re.fullmatch(
+            r"apps/ada-app/1\.0\.0/[0-9a-f]{16}-[0-9a-f]{20}/ada-arm64-v8a\.apk", done["s3Key"]
+        )
         info = c.get("/api/app/ada-app")
         assert info.status_code == 200
         assert info.headers["cache-control"] == "public, max-age=300"
@@ -157,7 +163,8 @@ def test_another_developers_app_is_refused(server: Server, ada: str, bob: str) -
         assert error_of(presign)["field"] == "name"
         # Even with a key obtained some other way, finalize is refused...
         ada_grant = json_of(c.post("/api/upload/presign", headers=bearer(ada), json=grant), 200)
-        assert httpx.put(ada_grant["uploadUrl"], content=b"ada's bytes").status_code == 200
+        put = httpx.put(ada_grant["uploadUrl"], content=b"ada's")
+        assert put.status_code == 200
         finalize = c.post(
             "/api/upload", headers=bearer(bob), json={**grant, "s3Key": ada_grant["s3Key"]}
         )
@@ -290,16 +297,8 @@ def test_bad_bodies(server: Server, ada: str) -> None:
             files={"other": ("a", b"x")},
         )
         assert (nothing.status_code, error_of(nothing)["field"]) == (422, "file")
-        never_put = c.post(
-            "/api/upload",
-            headers=bearer(ada),
-            json={
-                "name": "ada-app",
-                "version": "8.0.0",
-                "fileName": "a.apk",
-                "s3Key": "apps/ada-app/8.0.0/a.apk",
-            },
-        )
+        grant = json_of(_presign(c, ada, "ada-app", "8.0.0", "a.apk"), 200)
+        never_put = _finalize(c, ada, "ada-app", "8.0.0", "a.apk", grant["s3Key"])
         assert never_put.status_code == 404
         assert error_of(never_put)["code"] == "no_upload"
 
@@ -368,7 +367,8 @@ def test_oversized_presigned_upload_stores_nothing(server: Server, ada: str) -> 
         declared = httpx.put(grant["uploadUrl"], content=payload(LIMIT + 1))
         assert declared.status_code == 413
         chunked = httpx.put(
-            grant["uploadUrl"], content=iter([payload(LIMIT), b"one byte too many"])
+            grant["uploadUrl"],
+            content=iter([payload(LIMIT), b"one byte too many"]),
         )
         assert chunked.status_code == 413
         finalize = c.post(
@@ -398,8 +398,6 @@ def _sign(server: Server, **grant: object) -> str:
 
 
 def test_tampered_and_expired_urls_are_refused(server: Server, ada: str) -> None:
-    import time
-
     with server.client() as c:
         done = json_of(direct_upload(c, ada, "ada-app", "10.0.0", "ada.apk", b"secret build"), 201)
         url = json_of(c.get("/api/app/ada-app"), 200)["downloadUrl"]
@@ -438,3 +436,228 @@ def test_objects_route_cannot_reach_outside_the_store(server: Server) -> None:
         answer = httpx.get(server.url + path + "?expires=9999999999&sig=x")
         assert answer.status_code in (403, 404), path
         assert secret not in answer.content
+
+
+# --- who owns what a presigned URL writes (issue 13: build squatting) ---------------------------
+
+
+def _presign(c: httpx.Client, token: str, app: str, version: str, file_name: str) -> httpx.Response:
+    grant = {"fileName": file_name, "name": app, "version": version}
+    return c.post("/api/upload/presign", headers=bearer(token), json=grant)
+
+
+def _finalize(
+    c: httpx.Client, token: str, app: str, version: str, file_name: str, key: str
+) -> httpx.Response:
+    body = {"name": app, "version": version, "fileName": file_name, "s3Key": key}
+    return c.post("/api/upload", headers=bearer(token), json=body)
+
+
+@pytest.mark.integration
+def test_presigning_a_free_name_makes_it_the_callers_app(server: Server) -> None:
+    """The squat: Mallory presigns for a name nobody has, then Victor creates that app and
+    uploads the same version; Mallory's URL must never put her bytes into Victor's build.
+    The presign makes the name Mallory's at once, so Victor is told so up front."""
+    mallory = developer_token(server.settings, "mallory")
+    victor = developer_token(server.settings, "victor")
+    with server.client() as c:
+        grant = json_of(_presign(c, mallory, "contested", "1.0.0", "app.apk"), 200)
+        assert grant["appCreated"]["app"] == "contested"
+        assert grant["appCreated"]["secret"].startswith("hs_")
+        taken = c.post("/api/apps", headers=bearer(victor), json={"name": "contested"})
+        assert (taken.status_code, error_of(taken)["field"]) == (409, "name"), taken.text
+        refused = _presign(c, victor, "contested", "1.0.0", "app.apk")
+        assert (refused.status_code, error_of(refused)["field"]) == (403, "name")
+        direct = direct_upload(c, victor, "contested", "1.0.0", "app.apk", b"victor's bytes")
+        assert direct.status_code == 403
+        # Mallory's URL uploads Mallory's build, which only Mallory can finalize.
+        put = httpx.put(grant["uploadUrl"], content=b"mallory's bytes")
+        assert put.status_code == 200, put.text
+        theirs = _finalize(c, victor, "contested", "1.0.0", "app.apk", grant["s3Key"])
+        assert theirs.status_code == 403
+        json_of(_finalize(c, mallory, "contested", "1.0.0", "app.apk", grant["s3Key"]), 201)
+        assert [a["name"] for a in c.get("/api/apps", headers=bearer(victor)).json()["apps"]] == []
+        # A second presign of the caller's own app creates nothing.
+        again = json_of(_presign(c, mallory, "contested", "1.0.1", "app.apk"), 200)
+        assert "appCreated" not in again
+
+
+@pytest.mark.integration
+def test_a_stalled_upload_for_a_free_name_cannot_replace_the_owners_build(
+    server: Server,
+) -> None:
+    """Mallory starts a direct upload for a name nobody has and stalls it mid-file; meanwhile
+    Victor creates that app and uploads the same version and file name. When Mallory's bytes
+    finally arrive they must neither become nor replace Victor's build."""
+    mallory = developer_token(server.settings, "mallory2")
+    victor = developer_token(server.settings, "victor2")
+    release = threading.Event()
+    boundary = "stalled"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nstalled-app\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n1.0.0\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="app.apk"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:
+        # Falcon hands a chunk of the body on when the next one arrives: two, apart in time.
+        yield head + b"m" * 16384
+        time.sleep(0.2)
+        yield b"m" * 16
+        release.wait(30)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    def mallory_upload() -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            kind = f"multipart/form-data; boundary={boundary}"
+            return c.post(
+                "/api/upload", headers={**bearer(mallory), "Content-Type": kind}, content=body()
+            )
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(mallory_upload)
+        try:
+            eventually(lambda: _leftovers(server))  # her file is being written
+            with server.client() as c:
+                created = c.post("/api/apps", headers=bearer(victor), json={"name": "stalled-app"})
+                json_of(created, 201)
+                mine = json_of(
+                    direct_upload(c, victor, "stalled-app", "1.0.0", "app.apk", b"victor's"), 201
+                )
+        finally:
+            release.set()
+        answer = pending.result(timeout=60)
+    assert answer.status_code == 403, answer.text
+    with server.client() as c:
+        assert follow(c.get("/api/apps/stalled-app/latest")).content == b"victor's"
+        listing = json_of(c.get("/api/apps/stalled-app/builds", headers=bearer(victor)), 200)
+        assert [b["sha256"] for b in listing["builds"]] == [mine["sha256"]]
+    assert _leftovers(server) == []
+
+
+# --- builds are immutable: write-once objects, downloads checked against the record -----------
+
+
+@pytest.mark.integration
+def test_a_presigned_url_cannot_change_a_finalized_build(server: Server, ada: str) -> None:
+    """The documented flow with a plain PUT, as `curl --upload-file` or any presigned-URL
+    client sends it (no extra headers): presign, PUT, finalize. The URL stays valid for
+    minutes after; PUTting other bytes to it then changes nothing that is served."""
+    with server.client() as c:
+        grant = json_of(_presign(c, ada, "ada-app", "11.0.0", "once.apk"), 200)
+        assert set(grant) >= {"uploadUrl", "s3Key", "expiresIn", "maxBytes"}
+        assert "headers" not in grant
+        first = httpx.put(grant["uploadUrl"], content=b"a first try")
+        assert first.status_code == 200, first.text
+        # Until it is finalized, a PUT replaces what was staged (as S3 does).
+        # Whatever type the PUT claims, the build is served as what its file name says.
+        put = httpx.put(
+            grant["uploadUrl"], content=b"the real build", headers={"Content-Type": "text/html"}
+        )
+        assert put.status_code == 200, put.text
+        done = json_of(_finalize(c, ada, "ada-app", "11.0.0", "once.apk", grant["s3Key"]), 201)
+        assert done["sha256"] == hashlib.sha256(b"the real build").hexdigest()
+        assert done["s3Key"] != grant["s3Key"]  # the build's own key, which no URL writes
+        again = httpx.put(grant["uploadUrl"], content=b"a replacement!")
+        assert again.status_code == 200, again.text  # staged again, and read by nobody
+        handed_out = json_of(c.get("/api/app/ada-app"), 200)["downloadUrl"]
+        for served in (follow(c.get("/api/apps/ada-app/latest")), httpx.get(handed_out)):
+            assert served.content == b"the real build"
+            assert hashlib.sha256(served.content).hexdigest() == done["sha256"]
+            assert served.headers["content-type"] == "application/vnd.android.package-archive"
+        # A retried finalize answers the recorded build, whatever was PUT since.
+        retry = json_of(_finalize(c, ada, "ada-app", "11.0.0", "once.apk", grant["s3Key"]), 200)
+        assert (retry["id"], retry["sha256"]) == (done["id"], done["sha256"])
+        assert follow(c.get("/api/apps/ada-app/latest")).content == b"the real build"
+    assert _leftovers(server) == []
+
+
+@pytest.mark.integration
+def test_an_upload_url_writes_its_own_staging_key_only(server: Server, ada: str) -> None:
+    """A presigned URL cannot be pointed at a build's key, nor at another developer's app:
+    the key is signed, and only staging keys are ever signed for a PUT."""
+    bob = developer_token(server.settings, "bob-urls")
+    with server.client() as c:
+        json_of(c.post("/api/apps", headers=bearer(bob), json={"name": "bob-urls"}), 201)
+        bobs = json_of(direct_upload(c, bob, "bob-urls", "1.0.0", "b.apk", b"bob's build"), 201)
+        grant = json_of(_presign(c, ada, "ada-app", "11.1.0", "u.apk"), 200)
+        url, key = grant["uploadUrl"], grant["s3Key"]
+        assert key.startswith("uploads/apps/ada-app/11.1.0/"), key
+        for target in (bobs["s3Key"], key.replace("ada-app", "bob-urls"), key[len("uploads/") :]):
+            moved = url.replace(key, target)
+            assert moved != url
+            refused = httpx.put(moved, content=b"mallory")
+            assert (refused.status_code, error_of(refused)["code"]) == (403, "bad_signature")
+        # A URL signed for a build's key (as an older Hutch signed them) writes nothing either.
+        forged = _sign(
+            server,
+            method="PUT",
+            key=bobs["s3Key"] + "x",
+            expires=int(time.time()) + 60,
+            max_bytes=100,
+        )
+        refused = httpx.put(forged, content=b"mallory")
+        assert (refused.status_code, error_of(refused)["code"]) == (403, "not_an_upload_key")
+        assert not (objects_root(server) / (bobs["s3Key"] + "x")).exists()
+        assert follow(c.get("/api/apps/bob-urls/latest")).content == b"bob's build"
+
+
+@pytest.mark.integration
+def test_bytes_changed_on_disk_are_never_served(server: Server, ada: str) -> None:
+    with server.client() as c:
+        done = json_of(direct_upload(c, ada, "ada-app", "12.0.0", "t.apk", b"original bytes"), 201)
+        handed_out = json_of(c.get("/api/app/ada-app"), 200)["downloadUrl"]
+        assert httpx.get(handed_out).content == b"original bytes"
+        path = objects_root(server) / done["s3Key"]
+        with path.open("r+b") as file:  # the same size, other bytes: only the hash can tell
+            file.write(b"EVIL")
+        refusals = [
+            c.get("/api/apps/ada-app/latest"),
+            c.get("/api/apps/ada-app/latest/android/any/apk"),
+            c.get("/api/app/ada-app"),
+            httpx.get(handed_out),
+        ]
+        for answer, code in zip(
+            refusals, ["build_corrupted"] * 3 + ["object_corrupted"], strict=True
+        ):
+            assert answer.status_code == 409, answer.text
+            error = error_of(answer)
+            assert error["code"] == code
+            assert "SHA-256" in error["message"]
+            assert b"EVIL" not in answer.content
+        # The bytes put back (a restore: another file, the same bytes) are served again.
+        path.unlink()
+        path.write_bytes(b"original bytes")
+        assert follow(c.get("/api/apps/ada-app/latest")).content == b"original bytes"
+        assert httpx.get(handed_out).content == b"original bytes"
+
+
+# --- malformed multipart bodies -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b'Content-Disposition: form-data; name="\xff\xfe"\r\n\r\nx',
+        b'Content-Disposition: form-data; name="file"; filename="\xc3\x28.apk"\r\n\r\nAPK',
+        b'Content-Disposition: form-data; name="v\xe9rsion"\r\n\r\n1.0.0',
+    ],
+)
+@pytest.mark.integration
+def test_invalid_utf8_in_a_part_header_is_a_400(server: Server, ada: str, part: bytes) -> None:
+    boundary = b"b0undary"
+    body = (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="name"\r\n\r\nada-app\r\n'
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="version"\r\n\r\n13.0.0\r\n'
+        b"--" + boundary + b"\r\n" + part + b"\r\n--" + boundary + b"--\r\n"
+    )
+    with server.client() as c:
+        answer = c.post(
+            "/api/upload",
+            headers={**bearer(ada), "Content-Type": "multipart/form-data; boundary=b0undary"},
+            content=body,
+        )
+    assert answer.status_code == 400, answer.text
+    assert error_of(answer)["code"] == "bad_multipart"
+    assert not (objects_root(server) / "apps/ada-app/13.0.0").exists()

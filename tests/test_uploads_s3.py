@@ -4,6 +4,7 @@ tests/test_objects_s3.py for how each is started, skipped, or required under CI=
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -100,7 +101,8 @@ def test_oversized_uploads_leave_nothing(server: Server, token: str) -> None:
             ),
             200,
         )
-        assert httpx.put(grant["uploadUrl"], content=payload(LIMIT + 1)).status_code == 200
+        put = httpx.put(grant["uploadUrl"], content=payload(LIMIT + 1))
+        assert put.status_code == 200
         finalize = c.post(
             "/api/upload",
             headers=bearer(token),
@@ -128,3 +130,73 @@ def test_tampered_presigned_url_is_refused(
         url = json_of(c.get("/api/app/sam-app"), 200)["downloadUrl"]
     assert httpx.get(url).content == b"sam"
     assert httpx.get(url.replace("4.0.0", "2.0.0")).status_code == 403
+
+
+def _is_moto(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.callspec.params["s3_url"] == "moto")
+
+
+def _finalize(c: httpx.Client, token: str, version: str, key: str) -> httpx.Response:
+    body = {"name": "sam-app", "version": version, "fileName": "sam.apk", "s3Key": key}
+    return c.post("/api/upload", headers=bearer(token), json=body)
+
+
+@pytest.mark.integration
+def test_a_presigned_url_cannot_change_a_finalized_build(
+    server: Server, token: str, request: pytest.FixtureRequest
+) -> None:
+    """The documented flow with a plain PUT (no extra headers, as any S3 presigned-URL client
+    sends it). The URL stays valid after finalize, and S3 lets it PUT again: that only
+    stages other bytes, which nothing serves."""
+    with server.client() as c:
+        grant = json_of(
+            c.post(
+                "/api/upload/presign",
+                headers=bearer(token),
+                json={"fileName": "sam.apk", "name": "sam-app", "version": "5.0.0"},
+            ),
+            200,
+        )
+        assert "headers" not in grant
+        for body in (b"a first try", b"the real build"):  # the last PUT before finalize counts
+            # Whatever type the PUT claims, the build is served as what its file name says.
+            put = httpx.put(grant["uploadUrl"], content=body, headers={"Content-Type": "text/html"})
+            assert put.status_code == 200, put.text
+        done = json_of(_finalize(c, token, "5.0.0", grant["s3Key"]), 201)
+        assert done["sha256"] == hashlib.sha256(b"the real build").hexdigest()
+        assert _head(server, grant["s3Key"]) is None  # the staged copy is gone
+        again = httpx.put(grant["uploadUrl"], content=b"a replacement!")
+        assert again.status_code == 200, again.text
+        handed_out = json_of(c.get("/api/app/sam-app"), 200)["downloadUrl"]
+        for served in (follow(c.get("/api/apps/sam-app/latest")), httpx.get(handed_out)):
+            assert served.content == b"the real build"
+            assert hashlib.sha256(served.content).hexdigest() == done["sha256"]
+            assert served.headers["content-type"] == "application/vnd.android.package-archive"
+        retry = json_of(_finalize(c, token, "5.0.0", grant["s3Key"]), 200)
+        assert (retry["id"], retry["sha256"]) == (done["id"], done["sha256"])
+        assert _head(server, grant["s3Key"]) is None  # what was PUT since: dropped
+        if not _is_moto(request):  # moto checks no signature
+            key = grant["s3Key"]
+            for target in (done["s3Key"], key.replace("sam-app", "other-app")):
+                moved = grant["uploadUrl"].replace(key, target)
+                assert moved != grant["uploadUrl"]
+                assert httpx.put(moved, content=b"mallory").status_code == 403
+        assert follow(c.get("/api/apps/sam-app/latest")).content == b"the real build"
+
+
+@pytest.mark.integration
+def test_bytes_changed_in_the_bucket_are_never_served(server: Server, token: str) -> None:
+    with server.client() as c:
+        done = json_of(direct_upload(c, token, "sam-app", "6.0.0", "sam.apk", b"original"), 201)
+        assert follow(c.get("/api/apps/sam-app/latest")).content == b"original"
+        # Someone with the bucket's credentials replaces the object behind Hutch's back.
+        store = server.runtime.objects  # type: ignore[attr-defined]
+        store._client.put_object(
+            Bucket=store.location.bucket,
+            Key=store.location.prefix + done["s3Key"],
+            Body=b"EVIL!!!!",
+        )
+        for answer in (c.get("/api/apps/sam-app/latest"), c.get("/api/app/sam-app")):
+            assert answer.status_code == 409, answer.text
+            assert error_of(answer)["code"] == "build_corrupted"
+            assert b"EVIL" not in answer.content

@@ -5,6 +5,7 @@ downloadable TWA project."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import zipfile
@@ -362,6 +363,31 @@ def test_status_only_moves_forward(server: Server, ivy: str) -> None:
         assert stolen.status_code == 409
         shown = json_of(c.get(f"/api/v1/builds/{made['id']}", headers=bearer(ivy)), 200)
         assert (shown["status"], shown["error"]) == ("failed", "compiler exploded")
+
+
+def test_an_upload_url_cannot_change_a_finished_artifact(server: Server, ivy: str) -> None:
+    """The claim's upload URL outlives the build (lease + 5 minutes): a plain PUT to it after
+    `success` only stages bytes nobody reads; the artifact served is the one reported."""
+    token = worker_token(server, "builder-late")
+    with server.client() as c:
+        _drain(c, token, "android")
+        made = json_of(create(c, ivy, bundleId="com.ivy.once"), 201)
+        claim = json_of(
+            c.post("/api/v1/worker/claim", headers=bearer(token), json={"platform": "android"}), 200
+        )
+        upload = claim["upload"]
+        assert "headers" not in upload
+        assert httpx.put(upload["url"], content=b"PK the project").status_code == 200
+        body = {"claimId": claim["claimId"], "status": "success"}
+        path = f"/api/v1/worker/builds/{made['id']}/status"
+        json_of(c.post(path, headers=bearer(token), json=body), 200)
+        late = httpx.put(upload["url"], content=b"PK another one")
+        assert late.status_code == 200, late.text
+        done = json_of(c.get(f"/api/v1/builds/{made['id']}", headers=bearer(ivy)), 200)
+        served = httpx.get(done["downloadUrl"])
+        assert served.content == b"PK the project"
+        assert hashlib.sha256(served.content).hexdigest() == done["sha256"]
+        assert served.headers["content-type"] == "application/zip"
 
 
 def test_concurrent_claims_get_distinct_builds(server: Server, ivy: str) -> None:

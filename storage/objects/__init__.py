@@ -9,20 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from storage.errors import NotFound, TooLarge
+from storage.errors import AlreadyExists, NotFound, TooLarge
 from storage.objects.names import content_disposition, validate_key
 from storage.objects.protocol import (
     DEFAULT_CONTENT_TYPE,
+    STAGING_PREFIX,
     ObjectInfo,
     ObjectStore,
     ObjectStream,
     StoredObject,
+    is_staging,
+    require_staging,
+    staging_key,
 )
 from storage.objects.signing import Grant, SignatureError, verify_signature
 from storage.objects.streams import Meter
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
+    "STAGING_PREFIX",
     "Grant",
     "ObjectInfo",
     "ObjectStore",
@@ -31,7 +36,10 @@ __all__ = [
     "StoredObject",
     "content_disposition",
     "finalize_upload",
+    "is_staging",
     "open_object_store",
+    "require_staging",
+    "staging_key",
     "validate_key",
     "verify_signature",
 ]
@@ -58,30 +66,47 @@ def open_object_store(url: str, *, public_url: str, secret: bytes) -> ObjectStor
     raise ValueError(f"unknown object store URL scheme {scheme!r}: use file:/// or s3://")
 
 
-async def finalize_upload(store: ObjectStore, key: str, *, max_bytes: int) -> StoredObject:
-    """Accept an object a client PUT through a presigned URL: its size, type and SHA-256.
+async def finalize_upload(
+    store: ObjectStore, key: str, *, max_bytes: int, content_type: str
+) -> StoredObject:
+    """Accept what a client PUT to `staging_key(key)`: make it the write-once object `key`
+    (stored with `content_type`, whatever the client sent) and answer its size and SHA-256.
 
-    Streams the object once to hash it. An object over `max_bytes` (S3 presigned PUTs cannot
-    be limited up front) is deleted and TooLarge raised, so nothing oversized stays stored.
-    Raises NotFound when nothing was uploaded under `key`.
+    Idempotent: when `key` already holds an object, a finalize before this one promoted it
+    (its answer lost, or the build not recorded), and those bytes are answered again,
+    whatever was PUT since. What is staged is dropped either way; an object over
+    `max_bytes` (S3 presigned PUTs cannot be limited up front) is deleted and TooLarge
+    raised, so nothing oversized stays stored. Raises NotFound when nothing was uploaded.
     """
-    info = await store.head(key)
-    if info is None:
-        raise NotFound(key)
-    if info.size > max_bytes:
-        await store.delete(key)
-        raise TooLarge(max_bytes)
+    staged = staging_key(key)
+    try:
+        return await store.promote(key, max_bytes=max_bytes, content_type=content_type)
+    except TooLarge:
+        await store.delete(staged)
+        raise
+    except AlreadyExists:
+        pass
+    except NotFound:
+        if await store.head(key) is None:
+            raise
+    # Dropped before hashing: on the filesystem a late unlink would change the file's etag.
+    await store.delete(staged)
+    return await _describe(store, key)
+
+
+async def _describe(store: ObjectStore, key: str) -> StoredObject:
+    """Size and SHA-256 of an object already stored, read once; the etag of that version."""
     stream = await store.open(key)
-    meter = Meter(max_bytes)
+    meter = Meter(stream.info.size)
     try:
         async for chunk in stream.chunks:
             meter.add(chunk)
-    except TooLarge:
-        # Replaced by a larger object between head and open.
-        await store.delete(key)
-        raise
     finally:
         await stream.aclose()
     return StoredObject(
-        key=key, size=meter.size, sha256=meter.sha256, content_type=stream.info.content_type
+        key=key,
+        size=meter.size,
+        sha256=meter.sha256,
+        content_type=stream.info.content_type,
+        etag=stream.info.etag,
     )

@@ -10,24 +10,29 @@ clients reach when it differs from the one Hutch talks to (a docker network name
 
 Uploads stream: an object smaller than two parts goes up in one PutObject; a larger one as a
 multipart upload of `part_size` parts, aborted on any failure (TooLarge included) so no part
-is left behind and the previous object under the key stays as it was. boto3 blocks, so every
-call runs in a worker thread; the client is thread-safe.
+is left behind. Every write Hutch makes is conditional (`If-None-Match: *` on PutObject and
+on the multipart upload's completion): S3 refuses to replace an object, so what was hashed
+stays what is served. Presigned PUTs are plain (a client sends no extra header) and signed
+for staging keys only; `promote` streams a staged object into its final key through such a
+conditional write, hashing it on the way: CopyObject would save the transfer, but its
+`If-None-Match` is not honoured everywhere (versitygw 1.8 and moto 5 copy over an existing
+object regardless), and write-once must hold on every S3. boto3 blocks, so every call runs
+in a worker thread; the client is thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.errors import NotFound, StorageError, Unavailable
+from storage.errors import AlreadyExists, Corrupted, NotFound, StorageError, TooLarge
 from storage.objects.names import (
     content_disposition,
     validate_content_type,
@@ -41,54 +46,18 @@ from storage.objects.protocol import (
     ObjectInfo,
     ObjectStream,
     StoredObject,
+    require_staging,
+    staging_key,
 )
+from storage.objects.s3_location import S3Location, translate
 from storage.objects.streams import Meter, metered_parts
+
+__all__ = ["S3Location", "S3ObjectStore"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 PART_SIZE = 8 << 20  # S3 wants >= 5 MiB for every part but the last
 READ_BLOCK = 256 << 10
-_MISSING = {"NoSuchKey", "NotFound", "404"}
-_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
-
-
-@dataclass(frozen=True, slots=True)
-class S3Location:
-    bucket: str
-    endpoint: str | None = None
-    public_endpoint: str | None = None
-    region: str | None = None
-    prefix: str = ""
-    create_bucket: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> S3Location:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"expected s3://bucket?..., got {url!r}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        prefix = query.get("prefix", "").strip("/")
-        if prefix:
-            validate_key(prefix)
-        return cls(
-            bucket=parts.netloc,
-            endpoint=query.get("endpoint") or None,
-            public_endpoint=query.get("public_endpoint") or None,
-            region=query.get("region") or None,
-            prefix=f"{prefix}/" if prefix else "",
-            create_bucket=query.get("create_bucket", "").lower() in ("1", "true", "yes"),
-        )
-
-
-def _translate(exc: Exception, key: str = "") -> StorageError:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _MISSING:
-            return NotFound(key or code)
-        if code in _TRANSIENT:
-            return Unavailable(f"S3: {code}")
-        return StorageError(f"S3 refused the request: {code}")
-    return Unavailable(f"S3 unreachable: {exc}")
 
 
 class S3ObjectStore:
@@ -135,7 +104,7 @@ class S3ObjectStore:
         try:
             return await asyncio.to_thread(fn, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, key) from exc
+            raise translate(exc, key) from exc
 
     async def start(self) -> None:
         bucket = self.location.bucket
@@ -174,18 +143,23 @@ class S3ObjectStore:
         first = await anext(parts, b"")
         second = await anext(parts, None) if len(first) == self.part_size else None
         if second is None:
-            await self._call(
+            answer = await self._call(
                 self._client.put_object,
                 key,
                 Bucket=self.location.bucket,
                 Key=s3_key,
                 Body=first,
                 ContentType=content_type,
+                IfNoneMatch="*",
             )
         else:
-            await self._multipart(s3_key, content_type, first, second, parts)
+            answer = await self._multipart(s3_key, content_type, first, second, parts)
         return StoredObject(
-            key=key, size=meter.size, sha256=meter.sha256, content_type=content_type
+            key=key,
+            size=meter.size,
+            sha256=meter.sha256,
+            content_type=content_type,
+            etag=str(answer["ETag"]),
         )
 
     async def _multipart(
@@ -195,7 +169,7 @@ class S3ObjectStore:
         first: bytes,
         second: bytes,
         rest: AsyncIterator[bytes],
-    ) -> None:
+    ) -> dict[str, Any]:
         bucket = self.location.bucket
         created = await self._call(
             self._client.create_multipart_upload,
@@ -223,12 +197,14 @@ class S3ObjectStore:
             await send(second)
             async for part in rest:
                 await send(part)
-            await self._call(
+            completed: dict[str, Any] = await self._call(
                 self._client.complete_multipart_upload,
+                s3_key,
                 Bucket=bucket,
                 Key=s3_key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": done},
+                IfNoneMatch="*",
             )
         except BaseException:
             # Shielded: even when the upload is cancelled its parts must not linger.
@@ -236,6 +212,7 @@ class S3ObjectStore:
                 asyncio.to_thread(self._abort, Bucket=bucket, Key=s3_key, UploadId=upload_id)
             )
             raise
+        return completed
 
     def _abort(self, **kwargs: str) -> None:
         try:
@@ -245,6 +222,22 @@ class S3ObjectStore:
             # (AbortIncompleteMultipartUpload) is the backstop for the orphaned parts.
             log.warning("could not abort multipart upload of %s: %s", kwargs.get("Key"), exc)
 
+    async def promote(self, key: str, *, max_bytes: int, content_type: str) -> StoredObject:
+        if await self.head(key) is not None:  # before moving a byte; the write decides races
+            raise AlreadyExists(key)
+        staged = staging_key(key)
+        stream = await self.open(staged)
+        try:
+            if stream.info.size > max_bytes:
+                raise TooLarge(max_bytes)
+            stored = await self.put_stream(
+                key, stream.chunks, max_bytes=max_bytes, content_type=content_type
+            )
+        finally:
+            await stream.aclose()
+        await self.delete(staged)
+        return stored
+
     async def head(self, key: str) -> ObjectInfo | None:
         try:
             answer = await self._call(
@@ -252,22 +245,13 @@ class S3ObjectStore:
             )
         except NotFound:
             return None
-        return ObjectInfo(
-            key=key,
-            size=int(answer["ContentLength"]),
-            content_type=answer.get("ContentType") or DEFAULT_CONTENT_TYPE,
-        )
+        return _info(key, answer)
 
     async def open(self, key: str) -> ObjectStream:
         answer = await self._call(
             self._client.get_object, key, Bucket=self.location.bucket, Key=self._key(key)
         )
-        info = ObjectInfo(
-            key=key,
-            size=int(answer["ContentLength"]),
-            content_type=answer.get("ContentType") or DEFAULT_CONTENT_TYPE,
-        )
-        return ObjectStream(info=info, chunks=self._read(answer["Body"], key))
+        return ObjectStream(info=_info(key, answer), chunks=self._read(answer["Body"], key))
 
     async def _read(self, body: Any, key: str) -> AsyncGenerator[bytes, None]:
         try:
@@ -275,7 +259,7 @@ class S3ObjectStore:
                 try:
                     chunk = await asyncio.to_thread(body.read, READ_BLOCK)
                 except (ClientError, BotoCoreError) as exc:
-                    raise _translate(exc, key) from exc
+                    raise translate(exc, key) from exc
                 if not chunk:
                     return
                 yield chunk
@@ -287,7 +271,33 @@ class S3ObjectStore:
             self._client.delete_object, key, Bucket=self.location.bucket, Key=self._key(key)
         )
 
-    def presign_get(self, key: str, expires_s: int, *, filename: str | None = None) -> str:
+    async def verify(self, key: str, sha256: str, *, etag: str | None = None) -> None:
+        if etag is not None:
+            info = await self.head(key)
+            if info is None:
+                raise NotFound(key)
+            if info.etag == etag:
+                return
+        else:  # recorded without an ETag: only the bytes can tell
+            stream = await self.open(key)
+            digest = hashlib.sha256()
+            try:
+                async for chunk in stream.chunks:
+                    digest.update(chunk)
+            finally:
+                await stream.aclose()
+            if digest.hexdigest() == sha256:
+                return
+        raise Corrupted(f"{key}: the stored bytes do not match their recorded SHA-256")
+
+    def presign_get(
+        self,
+        key: str,
+        expires_s: int,
+        *,
+        filename: str | None = None,
+        sha256: str | None = None,  # S3 cannot be told to check it: callers verify first
+    ) -> str:
         validate_expiry(expires_s, MAX_PRESIGN_SECONDS)
         params = {"Bucket": self.location.bucket, "Key": self._key(key)}
         if filename is not None:
@@ -307,10 +317,20 @@ class S3ObjectStore:
     ) -> str:
         # max_bytes cannot be expressed in a presigned PUT; finalize_upload checks the size.
         validate_expiry(expires_s, MAX_PRESIGN_SECONDS)
-        params = {"Bucket": self.location.bucket, "Key": self._key(key)}
+        params = {"Bucket": self.location.bucket, "Key": self._key(require_staging(key))}
         if content_type is not None:
             params["ContentType"] = validate_content_type(content_type)
         url: str = self._signer.generate_presigned_url(
             "put_object", Params=params, ExpiresIn=expires_s, HttpMethod="PUT"
         )
         return url
+
+
+def _info(key: str, answer: dict[str, Any]) -> ObjectInfo:
+    """What HeadObject and GetObject say about the object."""
+    return ObjectInfo(
+        key=key,
+        size=int(answer["ContentLength"]),
+        content_type=answer.get("ContentType") or DEFAULT_CONTENT_TYPE,
+        etag=str(answer.get("ETag", "")),
+    )

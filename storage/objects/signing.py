@@ -1,15 +1,15 @@
 """HMAC-signed, expiring URLs for the filesystem store, which Hutch serves itself.
 
-    GET  {public_url}/objects/{key}?expires=1767225600&filename=app.apk&sig=...
+    GET  {public_url}/objects/{key}?expires=1767225600&filename=app.apk&sha256=...&sig=...
     PUT  {public_url}/objects/{key}?expires=1767225600&max=209715200&type=...&sig=...
 
 `expires` is a Unix time in seconds. `sig` is base64url (unpadded) HMAC-SHA256, under the
 server's secret, of a JSON array of every field that decides what the URL grants: a version
-tag, the HTTP method, the key, the expiry, and the optional download name, size limit and
-content type. So a GET URL cannot be replayed as a PUT, nor a PUT's limit raised, nor the key
-or expiry changed. Verification is pure (the caller passes `now`) and compares in constant
-time; the Falcon resource that serves `/objects/{key}` calls `verify_signature` and then the
-store, turning SignatureError into 403.
+tag, the HTTP method, the key, the expiry, and the optional download name, size limit,
+content type and the SHA-256 a GET may serve. So a GET URL cannot be replayed as a PUT, nor a
+PUT's limit raised, nor the key, expiry or expected bytes changed. Verification is pure (the
+caller passes `now`) and compares in constant time; the Falcon resource that serves
+`/objects/{key}` calls `verify_signature` and then the store, turning SignatureError into 403.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from storage.errors import StorageError
 from storage.objects.names import validate_content_type, validate_key
 
 Method = Literal["GET", "PUT"]
-_VERSION = "hutch-objects-v1"
+_VERSION = "hutch-objects-v2"
 
 
 class SignatureError(StorageError):
@@ -49,6 +49,7 @@ class Grant:
     filename: str | None = None  # GET: serve as an attachment of this name
     max_bytes: int | None = None  # PUT: refuse a larger body with 413
     content_type: str | None = None  # PUT: the Content-Type the object is stored with
+    sha256: str | None = None  # GET: serve only these bytes (the store verifies them first)
 
 
 def _mac(secret: bytes, grant: Grant) -> str:
@@ -61,6 +62,7 @@ def _mac(secret: bytes, grant: Grant) -> str:
             grant.filename,
             grant.max_bytes,
             grant.content_type,
+            grant.sha256,
         ]
     )
     digest = hmac.new(secret, message, hashlib.sha256).digest()
@@ -79,6 +81,8 @@ def sign_url(secret: bytes, base_url: str, grant: Grant) -> str:
         params["max"] = str(grant.max_bytes)
     if grant.content_type is not None:
         params["type"] = validate_content_type(grant.content_type)
+    if grant.sha256 is not None:
+        params["sha256"] = grant.sha256
     params["sig"] = _mac(secret, grant)
     path = quote(grant.key, safe="/")
     return f"{base_url.rstrip('/')}/objects/{path}?{urlencode(params, quote_via=quote)}"
@@ -119,6 +123,7 @@ def verify_signature(
         filename=params.get("filename"),
         max_bytes=_int_param(params, "max"),
         content_type=content_type,
+        sha256=params.get("sha256"),
     )
     expected = _mac(secret, grant)
     if not hmac.compare_digest(sig.encode("utf-8", "replace"), expected.encode("ascii")):
