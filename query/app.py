@@ -16,7 +16,8 @@ from query.health import Health
 from query.identity_api import AppListing, AuthStatus, TokenListing
 from query.logs import LogListing
 from query.metrics import MetricQuery
-from query.sql_api import SqlQuery
+from query.openapi import OpenApiDocument
+from query.sql_api import Admission, SqlQuery
 from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
 from query.traces import TraceLookup, TraceSearch
@@ -40,6 +41,7 @@ READS: list[tuple[str, tuple[str, ...]]] = [
     ("/api/img/{key}", ("get",)),
     ("/api/v1/builds", ("get",)),
     ("/api/v1/builds/{id}", ("get",)),
+    ("/api/openapi.json", ("get",)),
 ]
 """Routes this service answers that ingest forwards to it (see ingest/forward.py)."""
 
@@ -71,6 +73,7 @@ def routes(runtime: Runtime) -> list[Route]:
         ("/api/apps", AppListing(runtime.db, auth)),
         ("/api/tokens", TokenListing(runtime.db, auth)),
         ("/api/health", health_checks(runtime)),
+        ("/api/openapi.json", OpenApiDocument()),
         ("/api/auth/status", AuthStatus(auth)),
         ("/metrics", MetricsResource()),
         ("/api/apps/{app}/flags", FlagListing(runtime.db, auth)),
@@ -79,9 +82,17 @@ def routes(runtime: Runtime) -> list[Route]:
         (
             "/api/sql",
             SqlQuery(
-                ScopedSql(runtime.analytics, timeout_s=runtime.settings.sql_timeout_s),
+                ScopedSql(
+                    runtime.analytics,
+                    timeout_s=runtime.settings.sql_timeout_s,
+                    max_memory_bytes=runtime.settings.sql_max_memory,
+                    max_result_bytes=runtime.settings.sql_max_result_bytes,
+                ),
                 auth,
                 runtime.settings.sql_max_rows,
+                Admission(
+                    runtime.settings.sql_max_concurrent, runtime.settings.sql_max_per_developer
+                ),
             ),
         ),
         ("/api/traces", TraceSearch(runtime.analytics, auth)),

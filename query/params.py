@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon.asgi
@@ -44,20 +44,34 @@ def offset(req: falcon.asgi.Request, maximum: int = 1_000_000) -> int:
     return value
 
 
+EARLIEST = datetime_to_micros(datetime(1678, 1, 1, tzinfo=UTC))
+LATEST = datetime_to_micros(datetime(2262, 1, 1, tzinfo=UTC))
+"""The times a query can name: the stores compare times as 64-bit nanoseconds since the epoch
+(1677-09-21 to 2262-04-11), and answers write them back as dates; nothing Hutch holds is
+outside."""
+
+
 def time_micros(req: falcon.asgi.Request, name: str) -> int | None:
-    """An ISO 8601 time (`2026-11-24T10:00:00Z`; no zone means UTC), as epoch microseconds."""
+    """An ISO 8601 time (`2026-11-24T10:00:00Z`; no zone means UTC), as epoch microseconds;
+    400 for one that is not, or is outside EARLIEST..LATEST."""
     raw = req.get_param(name)
     if raw is None or raw == "":
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("z", "Z"))
+        micros = datetime_to_micros(datetime.fromisoformat(raw.replace("z", "Z")))
     except ValueError:
         raise BadRequest(
             f"{name} must be an ISO 8601 time such as 2026-11-24T10:00:00Z, got {raw!r}",
             field=name,
             code="bad_date",
         ) from None
-    return datetime_to_micros(value)
+    if not EARLIEST <= micros < LATEST:
+        raise BadRequest(
+            f"{name} must be from 1678-01-01 to 2262-01-01 (UTC), got {raw!r}",
+            field=name,
+            code="bad_date",
+        )
+    return micros
 
 
 def csv(req: falcon.asgi.Request, name: str) -> list[str]:

@@ -5,14 +5,18 @@ alone as `text/plain`. `params` bind ClickHouse query parameters (`{name:Type}` 
 Answer: `{"columns": [{"name", "type"}], "rows": [[...]], "rowCount", "elapsedMs",
 "truncated", "limit"}`; values as ClickHouse's JSONCompact writes them (64-bit integers as
 strings). A query Hutch will not run is a 400 `sql_refused`; one ClickHouse refuses is a 400
-`sql_error` (`sql_syntax`, `sql_timeout`, `sql_memory`), with ClickHouse's message.
+`sql_error` (`sql_syntax`, `sql_timeout`, `sql_memory`, `sql_too_large`), with ClickHouse's
+message: a query stopped by a limit fails the same way again, so it is never a 503. Too many
+queries at once (per developer, or in all) is a 429 with Retry-After.
 How the scope holds: query/sql_scope.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import falcon.asgi
@@ -26,7 +30,6 @@ from query.sql_scope import ScopedSql, SqlError
 
 MAX_BODY = 64 * 1024
 MAX_PARAMS = 100
-MAX_CONCURRENT = 4
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -67,12 +70,48 @@ def parse_request(kind: str, data: bytes) -> tuple[str, dict[str, Any], int | No
     return sql, params, limit
 
 
+class Admission:
+    """How many queries run at once: at most `total`, and at most `each` per developer, so
+    one developer's heavy queries cannot refuse everyone else's. Both are counted in this
+    process (the one query process of `hutch serve`)."""
+
+    def __init__(self, total: int, each: int) -> None:
+        self._total = total
+        self._each = each
+        self._running: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def admit(self, developer: str) -> Iterator[None]:
+        mine = self._running.get(developer, 0)
+        if mine >= self._each:
+            raise TooManyRequests(
+                f"you have {mine} SQL queries running, the most one developer may; retry "
+                "when one has finished",
+                headers={"Retry-After": "1"},
+            )
+        if sum(self._running.values()) >= self._total:
+            raise TooManyRequests(
+                "too many SQL queries are running; retry shortly", headers={"Retry-After": "1"}
+            )
+        self._running[developer] = mine + 1
+        try:
+            yield
+        finally:
+            left = self._running[developer] - 1
+            if left:
+                self._running[developer] = left
+            else:
+                del self._running[developer]
+
+
 class SqlQuery:
-    def __init__(self, scoped: ScopedSql, auth: Authenticator, max_rows: int) -> None:
+    def __init__(
+        self, scoped: ScopedSql, auth: Authenticator, max_rows: int, admission: Admission
+    ) -> None:
         self._scoped = scoped
         self._auth = auth
         self._max_rows = max_rows
-        self._running = 0
+        self._admission = admission
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
@@ -84,19 +123,15 @@ class SqlQuery:
             raise BadRequest(
                 f"limit must be between 1 and {self._max_rows}", field="limit", code="bad_limit"
             )
-        if self._running >= MAX_CONCURRENT:
-            raise TooManyRequests("too many SQL queries are running; retry shortly")
-        apps = [a.name for a in await self._auth.apps_of(developer.name)]
-        self._running += 1
-        try:
-            result = await asyncio.to_thread(self._scoped.run, apps, sql, params, limit)
-        except Refused as exc:
-            raise BadRequest(exc.message, field="sql", code="sql_refused") from None
-        except SqlError as exc:
-            code = "sql_error" if exc.kind == "query" else f"sql_{exc.kind}"
-            raise BadRequest(exc.message, field="sql", code=code) from None
-        finally:
-            self._running -= 1
+        with self._admission.admit(developer.name):
+            apps = [a.name for a in await self._auth.apps_of(developer.name)]
+            try:
+                result = await asyncio.to_thread(self._scoped.run, apps, sql, params, limit)
+            except Refused as exc:
+                raise BadRequest(exc.message, field="sql", code="sql_refused") from None
+            except SqlError as exc:
+                code = "sql_error" if exc.kind == "query" else f"sql_{exc.kind}"
+                raise BadRequest(exc.message, field="sql", code=code) from None
         columns = zip(result.columns, result.types, strict=True)
         resp.data = orjson.dumps(
             {

@@ -1,26 +1,35 @@
-"""Run one analyst's SELECT so that it sees only the rows of the developer's apps.
+"""Run one analyst's SELECT so that every table it can reach holds only the caller's rows.
 
-Defence in depth, each layer enough on its own for what it covers:
+The isolation is built, not recognised: the query runs with a *scope database* as its
+current database, `hutch_scope_<hash of the app set>`, which holds one view per queryable
+table, `SELECT * FROM <db>.<table> WHERE <app column> IN (<the apps>)`, and nothing else. A
+bare table name can only resolve there (or to the query's own CTEs), so whatever the query
+does with names, aliases, CTEs, subqueries or `IN t`, it reads the caller's rows or fails
+with "unknown table". What keeps a name from leaving that database is checked on ClickHouse's
+own parse before anything runs (query/sql_guard.py): no name carries a database, no table
+functions, no functions reaching outside the tables, no SETTINGS.
 
-- Shape: ClickHouse parses the text (one statement, canonical) and its AST is checked: a
-  SELECT, no SETTINGS / FORMAT / INTO OUTFILE, no table functions, no database-qualified
-  names, no functions reaching outside (query/sql_guard.py `check_syntax`).
-- Scope: each queryable table has a parameterized view in the `hutch_scoped` database,
-  `SELECT * FROM <db>.<table> WHERE <app column> IN {apps:Array(String)}`; references are
-  rewritten to call it with the developer's apps, and the analyzer's resolved query tree must
-  read nothing but those calls, each with exactly those apps (`check_resolution`).
-- Rows again: the run carries `additional_table_filters` on every base table, the same app
-  filter applied by the engine to any read of that table, views included.
-- Settings: `readonly = 2` (no writes or DDL), `limit` (rows returned), `max_execution_time`,
-  `max_memory_usage`, and the analyzer forced on so the checked resolution is the one run.
+Nothing of the caller's is evaluated before the run: the checks read `formatQuerySingleLine`
+(the text is a bound parameter) and `EXPLAIN AST` (a parse, bounded by the engine's
+max_query_size, max_parser_depth and max_parser_backtracks; no analysis, so no scalar
+subquery runs). The one run carries every limit from its first step, the analysis included:
 
-Limits: the views expose every column of the developer's own rows; functions that report
-about the server (version(), timezone()) still work; a query may still use the full time and
-memory budget. Blocking: call from a worker thread.
+- `readonly = 2`, `max_execution_time`, `max_memory_usage`, `max_result_bytes` and the row
+  `limit`, each stopping the query with an error the client must not retry (a 400);
+- `additional_table_filters` on every base table: the app filter applied once more by the
+  engine to any read of that table, through the views or otherwise.
+
+A scope database's name is a digest of its app set and its views are made from that set
+alone, so a database never holds a view for another set; each process makes a database's
+views once (CREATE OR REPLACE) and again for tables that appear later. On a ClickHouse
+server, the run can also go as an analyst user granted only the scope databases
+(storage/analytics/clickhouse.py, ops/clickhouse/analyst.sql). Blocking: call from a worker
+thread.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -28,12 +37,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from query.sql_guard import Refused, check_resolution, check_syntax
-from query.sql_rewrite import cte_names, rewrite
+import orjson
+
+from query.sql_guard import Refused, check_identifiers, check_syntax
 from storage.analytics import Analytics
 from storage.errors import BadQuery
 
-SCOPE_DB = "hutch_scoped"
+SCOPE_PREFIX = "hutch_scope_"
 TABLES: dict[str, str] = {
     "telemetry_events": "app",
     "flag_evaluations": "App",
@@ -49,12 +59,11 @@ TABLES: dict[str, str] = {
 """Queryable tables and the column naming each row's app."""
 
 REFRESH_S = 5.0
-NO_APPS = [""]
-"""Bound when the developer has no app: no app is named "", so every view is empty."""
 
 
 class SqlError(Exception):
-    """ClickHouse refused or stopped the query; `kind` is syntax, timeout, memory or query."""
+    """ClickHouse refused or stopped the query; `kind` is syntax, timeout, memory, too_large
+    or query."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -71,95 +80,127 @@ class SqlResult:
     truncated: bool
 
 
-_PREFIX = re.compile(r"^Code: \d+\. DB::Exception: ")
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    home: str
+    """The database holding Hutch's tables."""
+    tables: frozenset[str]
+    """The queryable tables that exist."""
+    databases: frozenset[str]
+
+
+_PREFIX = re.compile(r"^(Code: \d+\. DB::Exception: )+")
+_VERSION = re.compile(r" \(version [0-9.]+[^)]*\)")
 _SCOPE = re.compile(r"[:.]? In scope .*?(?= \([A-Z_]+\)$|$)", re.DOTALL)
+_KINDS = {159: "timeout", 241: "memory", 396: "too_large", 62: "syntax"}
 
 
 def clean(message: str) -> str:
     """ClickHouse's message without its code prefix and the 'In scope <query>' echo."""
     text = _PREFIX.sub("", message.strip())
-    text = _SCOPE.sub("", text)
+    text = _VERSION.sub("", _SCOPE.sub("", text))
     return text[:1000]
 
 
-def _kind(exc: BadQuery) -> str:
-    if exc.code == 159 or "TIMEOUT_EXCEEDED" in str(exc):
-        return "timeout"
-    if exc.code == 241 or "MEMORY_LIMIT_EXCEEDED" in str(exc):
-        return "memory"
-    if exc.code == 62:
-        return "syntax"
-    return "query"
+def scope_database(apps: Sequence[str]) -> str:
+    """The scope database of an app set: the same name for the same set, in any order."""
+    digest = hashlib.sha256(orjson.dumps(sorted(set(apps)))).hexdigest()
+    return SCOPE_PREFIX + digest[:32]
+
+
+def literal_list(apps: Sequence[str]) -> str:
+    """`'a', 'b'` (or `''` for none: no app is named "", so nothing matches)."""
+    names = sorted(set(apps)) or [""]
+    return ", ".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in names)
+
+
+def view_statement(scope: str, home: str, table: str, apps: Sequence[str]) -> str:
+    return (
+        f"CREATE OR REPLACE VIEW `{scope}`.`{table}` DEFINER = CURRENT_USER SQL SECURITY "
+        f"DEFINER AS SELECT * FROM `{home}`.`{table}` WHERE {TABLES[table]} IN "
+        f"({literal_list(apps)})"
+    )
+
+
+def table_filters(home: str, tables: Sequence[str], apps: Sequence[str]) -> str:
+    """The additional_table_filters map: each base table held to `apps` by the engine."""
+    condition = literal_list(apps).replace("\\", "\\\\").replace("'", "\\'")
+    entries = [f"'{home}.{t}': '{TABLES[t]} IN ({condition})'" for t in sorted(tables)]
+    return "{" + ", ".join(entries) + "}"
 
 
 class ScopedSql:
     def __init__(
-        self, analytics: Analytics, *, timeout_s: float, max_memory_bytes: int = 1 << 30
+        self,
+        analytics: Analytics,
+        *,
+        timeout_s: float,
+        max_memory_bytes: int = 1 << 30,
+        max_result_bytes: int = 64 << 20,
     ) -> None:
         self._analytics = analytics
         self._timeout_s = timeout_s
         self._max_memory = max_memory_bytes
+        self._max_result = max_result_bytes
         self._lock = threading.Lock()
-        self._views: dict[str, str] = {}
-        self._taken: frozenset[str] = frozenset()
-        self._database = ""
+        self._catalog: Catalog | None = None
         self._checked_at = 0.0
+        self._scopes: dict[str, frozenset[str]] = {}
+        """Scope database -> the tables it has views for, made by this process."""
 
-    def views(self) -> tuple[dict[str, str], frozenset[str]]:
-        """(table -> its scoped view, for the queryable tables that exist; the names of every
-        table in the database). Views are (re)made once per process and for tables that
-        appear later."""
+    def catalog(self) -> Catalog:
+        """The queryable tables and the databases, looked up again every REFRESH_S."""
         with self._lock:
-            if time.monotonic() - self._checked_at < REFRESH_S:
-                return dict(self._views), self._taken
-            if not self._database:
-                self._database = str(self._analytics.query("SELECT currentDatabase()").rows[0][0])
-                self._analytics.execute(f"CREATE DATABASE IF NOT EXISTS {SCOPE_DB}")
-            existing = self._analytics.query(
-                "SELECT name FROM system.tables WHERE database = currentDatabase()"
-            )
-            self._taken = frozenset(str(row[0]) for row in existing.rows)
-            for table in sorted(self._taken & TABLES.keys()):
-                if table not in self._views:
-                    self._analytics.execute(
-                        f"CREATE OR REPLACE VIEW {SCOPE_DB}.{table} AS SELECT * FROM "
-                        f"`{self._database}`.{table} WHERE {TABLES[table]} IN "
-                        "{apps:Array(String)}"
-                    )
-                    self._views[table] = f"{SCOPE_DB}.{table}"
-            self._checked_at = time.monotonic()
-            return dict(self._views), self._taken
+            if self._catalog is None or time.monotonic() - self._checked_at >= REFRESH_S:
+                home = str(self._analytics.query("SELECT currentDatabase()").rows[0][0])
+                found = self._analytics.query(
+                    "SELECT name FROM system.tables WHERE database = currentDatabase()"
+                )
+                databases = self._analytics.query("SELECT name FROM system.databases")
+                self._catalog = Catalog(
+                    home,
+                    frozenset(str(r[0]) for r in found.rows) & TABLES.keys(),
+                    frozenset(str(r[0]) for r in databases.rows),
+                )
+                self._checked_at = time.monotonic()
+            return self._catalog
+
+    def scope(self, apps: Sequence[str]) -> tuple[str, Catalog]:
+        """The scope database of `apps`, with a view for every queryable table."""
+        catalog = self.catalog()
+        name = scope_database(apps)
+        with self._lock:
+            missing = sorted(catalog.tables - self._scopes.get(name, frozenset()))
+            if missing:
+                self._analytics.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+                for table in missing:
+                    self._analytics.execute(view_statement(name, catalog.home, table, apps))
+                self._scopes[name] = catalog.tables | self._scopes.get(name, frozenset())
+        return name, catalog
 
     def run(
         self, apps: Sequence[str], sql: str, params: Mapping[str, Any], limit: int
     ) -> SqlResult:
         """Raises Refused (a query Hutch will not run) or SqlError (ClickHouse's refusal)."""
-        views, taken = self.views()
-        bound = sorted(apps) or NO_APPS
-        limits = {"max_execution_time": self._timeout_s, "timeout_overflow_mode": "throw"}
+        scope, catalog = self.scope(apps)
         canonical = self._single_statement(sql)
-        ctes = cte_names(canonical)
-        for name in sorted(ctes & taken):
-            raise Refused(f"the WITH name {name} is a table's name; choose another")
-        # No settings here: the adapter appends them to the text, where the AST would show them.
-        check_syntax(self._explain("AST", canonical, params, {}), views, ctes)
-        final = rewrite(canonical, views, bound)
-        self._single_statement(final)
-        tree = self._explain("QUERY TREE", final, params, {**limits, "enable_analyzer": 1})
-        check_resolution(tree, views, bound)
+        check_identifiers(canonical)
+        check_syntax(self._ast(canonical, params), catalog.databases, catalog.tables)
         settings = {
-            **limits,
-            "enable_analyzer": 1,
+            "readonly": 2,
+            "max_execution_time": self._timeout_s,
+            "timeout_overflow_mode": "throw",
             "max_memory_usage": self._max_memory,
+            "max_result_bytes": self._max_result,
+            "result_overflow_mode": "throw",
             "limit": limit + 1,
             "output_format_json_quote_64bit_integers": 1,
-            "additional_table_filters": self.filters(views, bound),
-            "readonly": 2,
+            "additional_table_filters": table_filters(catalog.home, sorted(catalog.tables), apps),
         }
         try:
-            result = self._analytics.query(final, params, settings=settings)
+            result = self._analytics.query(canonical, params, settings=settings, database=scope)
         except BadQuery as exc:
-            raise SqlError(_kind(exc), clean(str(exc))) from None
+            raise SqlError(_KINDS.get(exc.code or 0, "query"), clean(str(exc))) from None
         return SqlResult(
             result.columns,
             result.types,
@@ -176,22 +217,13 @@ class ScopedSql:
             raise SqlError("syntax", clean(str(exc))) from None
         return str(result.rows[0][0])
 
-    def _explain(
-        self, what: str, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]
-    ) -> str:
+    def _ast(self, canonical: str, params: Mapping[str, Any]) -> str:
+        # No settings: the adapter would append them to the text, where the AST shows them.
         try:
-            result = self._analytics.query(f"EXPLAIN {what} {sql}", params, settings=settings)
+            result = self._analytics.query(f"EXPLAIN AST {canonical}", params)
         except BadQuery as exc:
-            raise SqlError(_kind(exc), clean(str(exc))) from None
+            raise SqlError("syntax", clean(str(exc))) from None
         return "\n".join(str(row[0]) for row in result.rows)
-
-    def filters(self, views: Mapping[str, str], apps: list[str]) -> str:
-        """The additional_table_filters map: each base table filtered to `apps` once more."""
-        listed = ", ".join(f"\\'{a}\\'" for a in apps)
-        entries = [
-            f"'{self._database}.{table}': '{TABLES[table]} IN ({listed})'" for table in views
-        ]
-        return "{" + ", ".join(entries) + "}"
 
 
 __all__ = ["TABLES", "Refused", "ScopedSql", "SqlError", "SqlResult"]
