@@ -1,0 +1,425 @@
+"""The tenant-isolation matrix: every operation of schemas/openapi.yaml, called by one
+developer (ivo) with his own token and secret against the other's (vera's) apps, tokens,
+flags, builds, traces and ids. Each must refuse, or answer only ivo's rows: no answer ever
+shows one of vera's markers, and afterwards everything of vera's is as it was.
+
+A new operation without a row here fails `test_every_operation_has_a_row`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
+
+from query.openapi import load_document
+from tests.builds_support import direct_upload
+from tests.conftest import Server
+from tests.helpers import developer_with_app, eventually, hutch
+from tests.otlp_builders import kv, logs, metrics, span, traces
+
+pytestmark = pytest.mark.integration
+
+REFUSED = frozenset({401, 403, 404})
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+@dataclass
+class World:
+    """What both developers have; `theirs` are the strings that must never reach ivo."""
+
+    ivo_token: str
+    ivo_secret: str
+    vera_token: str
+    vera_secret: str
+    vera_token_id: str
+    trace_id: str
+    build_key: str
+    web_build: str
+    worker: str
+    marker: str
+    theirs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    credential: str = "token"
+    """token (ivo's bearer), secret (ivo's X-Secret), ofrep (Bearer secret) or none."""
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Any] | None = None
+    data: dict[str, str] | None = None
+    allowed: frozenset[int] = REFUSED
+    """Statuses that mean 'refused'; any 2xx must then show nothing of vera's."""
+    ok: bool = False
+    """A 2xx is the expected answer (ivo's own rows), not a refusal."""
+
+
+def otlp_trace(world_marker: str, trace_id: bytes) -> bytes:
+    now = time.time_ns()
+    request = traces(
+        span(1, name=world_marker, trace_id=trace_id, start_time_unix_nano=now,
+             end_time_unix_nano=now + 1000),
+        service=f"svc-{world_marker}",
+    )  # fmt: skip
+    return request.SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def world(server: Server) -> World:
+    settings = server.settings
+    ivo_secret, ivo_token = developer_with_app(settings, "ivo", "ivo-app")
+    vera_secret, vera_token = developer_with_app(settings, "vera", "vera-app")
+    marker = f"zqvera{uuid.uuid4().hex}"
+    trace_id = uuid.uuid4().bytes
+    now = time.time_ns()
+    with server.client(Authorization=f"Bearer {vera_token}") as c:
+        tokens = c.get("/api/tokens").json()["tokens"]
+        flag = {"enabled": True, "rollout": 100, "description": marker}
+        assert c.put("/api/apps/vera-app/flags/vera_flag", json=flag).status_code in (200, 201)
+        build = direct_upload(c, vera_token, "vera-app", "1.0.0", "vera.apk", marker.encode())
+        assert build.status_code == 201, build.text
+        web = c.post(
+            "/api/v1/builds",
+            json={"url": "https://example.com/", "name": marker[:20], "bundleId": "com.vera.app",
+                  "version": "1.0.0", "permissions": []},
+        )  # fmt: skip
+        assert web.status_code == 201, web.text
+    with server.client(**{"X-Secret": vera_secret}) as c:
+        event = {"kind": "error", "version": "1.0.0", "bits": {"note": marker}}
+        assert c.post("/api/telemetry", json=event).status_code == 202
+        evaluation = {"flagName": "vera_flag", "enabled": True, "context": {"note": marker}}
+        assert c.post("/v1/flags/eval", json={"evaluations": [evaluation]}).status_code == 202
+        assert (
+            c.post("/v1/traces", content=otlp_trace(marker, trace_id), headers=PROTOBUF).status_code
+            == 200
+        )
+        record = LogRecord(time_unix_nano=now, body=kv("b", marker).value)
+        body = logs(record, service=f"svc-{marker}").SerializeToString()
+        assert c.post("/v1/logs", content=body, headers=PROTOBUF).status_code == 200
+        metric = Metric(name=f"m_{marker}", gauge=Gauge(data_points=[NumberDataPoint(
+            time_unix_nano=now, as_double=1.0)]))  # fmt: skip
+        body = metrics(metric, service=f"svc-{marker}").SerializeToString()
+        assert c.post("/v1/metrics", content=body, headers=PROTOBUF).status_code == 200
+    code, worker = hutch(settings, "worker", "create", "matrix-worker")
+    assert code == 0, worker
+    world = World(
+        ivo_token=ivo_token,
+        ivo_secret=ivo_secret,
+        vera_token=vera_token,
+        vera_secret=vera_secret,
+        vera_token_id=str(tokens[0]["id"]),
+        trace_id=trace_id.hex(),
+        build_key=str(build.json()["s3Key"]),
+        web_build=str(web.json()["id"]),
+        worker=str(worker["token"]),
+        marker=marker,
+    )
+    world.theirs = [
+        marker, "vera-app", vera_token, vera_secret, world.vera_token_id, world.trace_id,
+        world.web_build, marker[:20], "vera_flag",
+    ]  # fmt: skip
+    eventually(lambda: stored(server, world), timeout_s=30)
+    return world
+
+
+def stored(server: Server, world: World) -> bool:
+    """Every row of vera's is queryable (by vera): the matrix's 'never seen' is not vacuous."""
+    with server.client(Authorization=f"Bearer {world.vera_token}") as c:
+        checks = [
+            c.get("/api/telemetry").text,
+            c.get(f"/api/traces/{world.trace_id}").text,
+            c.get("/api/logs").text,
+            c.get("/api/metrics").text,
+            c.post("/api/sql", json={"sql": "SELECT * FROM flag_evaluations"}).text,
+        ]
+    return all(world.marker in text for text in checks)
+
+
+def rows(world: World) -> dict[str, list[Call]]:
+    """operationId -> the calls ivo makes at vera's things with it."""
+    v, t, b = "vera-app", world.vera_token_id, world.web_build
+    flag = {"enabled": False, "rollout": 0}
+    app_name = {"appName": v}
+    secret_json = {"Content-Type": "application/json"}
+    return {
+        "getOpenapiDocument": [Call("GET", "/api/openapi.json", "none", ok=True)],
+        "getHealth": [Call("GET", "/api/health", "none", ok=True)],
+        "getMetrics": [Call("GET", "/metrics", "none", ok=True)],
+        **{
+            f"{m.lower()}AuthStatus": [
+                Call(m, "/api/auth/status", "token", ok=True),
+                Call(m, "/api/auth/status", "secret", params=app_name, ok=True),
+            ]
+            for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+        },
+        "listApps": [Call("GET", "/api/apps", ok=True)],
+        "createApp": [Call("POST", "/api/apps", json={"name": v}, allowed=frozenset({403, 409}))],
+        "updateApp": [Call("PATCH", f"/api/apps/{v}", json={"retentionDays": 1})],
+        "rotateAppSecret": [Call("POST", f"/api/apps/{v}/secret", json={})],
+        "revokePreviousAppSecrets": [Call("DELETE", f"/api/apps/{v}/secret/previous")],
+        "listTokens": [Call("GET", "/api/tokens", ok=True)],
+        "createToken": [Call("POST", "/api/tokens", json={"name": "x"}, ok=True)],
+        "revokeToken": [Call("DELETE", f"/api/tokens/{t}")],
+        "sendTelemetry": [
+            Call(
+                "POST",
+                "/api/telemetry",
+                "secret",
+                params=app_name,
+                json={"kind": "info", "version": "1.0.0", "bits": {}},
+            ),
+        ],
+        "listTelemetry": [
+            Call("GET", "/api/telemetry", params=app_name, allowed=frozenset({403, 404}), ok=True),
+            Call("GET", "/api/telemetry", ok=True),
+        ],
+        **{
+            op: [Call("POST", path, "secret", params=app_name, content=b"", headers=PROTOBUF)]
+            for op, path in (
+                ("exportTraces", "/v1/traces"),
+                ("exportMetrics", "/v1/metrics"),
+                ("exportLogs", "/v1/logs"),
+            )
+        },
+        "searchTraces": [
+            Call("GET", "/api/traces", params=app_name, ok=True),
+            Call("GET", "/api/traces", ok=True),
+        ],
+        "getTrace": [Call("GET", f"/api/traces/{world.trace_id}", ok=True)],
+        "listLogs": [
+            Call("GET", "/api/logs", params={**app_name, "q": world.marker}, ok=True),
+            Call("GET", "/api/logs", ok=True),
+        ],
+        "queryMetrics": [
+            Call("GET", "/api/metrics", params={"name": f"m_{world.marker}"}, ok=True),
+            Call("GET", "/api/metrics", params=app_name, ok=True),
+        ],
+        "listFlags": [Call("GET", f"/api/apps/{v}/flags")],
+        "getFlag": [Call("GET", f"/api/apps/{v}/flags/vera_flag")],
+        "setFlag": [Call("PUT", f"/api/apps/{v}/flags/vera_flag", json=flag)],
+        "deleteFlag": [Call("DELETE", f"/api/apps/{v}/flags/vera_flag")],
+        "getFlagStats": [
+            Call("GET", "/api/flags/vera_flag/stats", params=app_name, ok=True),
+            Call("GET", "/api/flags/vera_flag/stats", ok=True),
+        ],
+        "getFlagDefinitions": [Call("GET", "/v1/flags", "secret", params=app_name)],
+        "reportFlagEvaluations": [
+            Call(
+                "POST",
+                "/v1/flags/eval",
+                "secret",
+                params=app_name,
+                json={"evaluations": [{"flagName": "vera_flag", "enabled": False}]},
+            ),
+        ],
+        "ofrepEvaluateFlag": [
+            Call(
+                "POST",
+                "/ofrep/v1/evaluate/flags/vera_flag",
+                "ofrep",
+                params=app_name,
+                json={"context": {"targetingKey": "k"}},
+                headers=secret_json,
+            ),
+            Call(
+                "POST",
+                "/ofrep/v1/evaluate/flags/vera_flag",
+                "ofrep",
+                json={"context": {"targetingKey": "k"}},
+                headers=secret_json,
+            ),
+        ],
+        "ofrepEvaluateFlags": [
+            Call(
+                "POST",
+                "/ofrep/v1/evaluate/flags",
+                "ofrep",
+                params=app_name,
+                json={"context": {"targetingKey": "k"}},
+            ),
+            Call(
+                "POST",
+                "/ofrep/v1/evaluate/flags",
+                "ofrep",
+                json={"context": {"targetingKey": "k"}},
+                ok=True,
+            ),
+        ],
+        "runSql": [
+            Call("POST", "/api/sql", json={"sql": "SELECT * FROM telemetry_events"}, ok=True),
+        ],
+        "presignUpload": [
+            Call(
+                "POST",
+                "/api/upload/presign",
+                json={"name": v, "version": "9.0.0", "fileName": "x.apk"},
+            ),
+        ],
+        "uploadBuild": [
+            Call(
+                "POST",
+                "/api/upload",
+                data={"name": v, "version": "9.0.0"},
+                files={"file": ("x.apk", b"x", "application/octet-stream")},
+            ),
+            Call(
+                "POST",
+                "/api/upload",
+                json={
+                    "name": v,
+                    "version": "1.0.0",
+                    "fileName": "vera.apk",
+                    "s3Key": world.build_key,
+                },
+                allowed=frozenset({403, 404, 422}),
+            ),
+        ],
+        # Public by design (BuildHut): an app's latest build, its download and its images
+        # are for anyone the developer shares the app with; nothing private is in them.
+        "getAppInfo": [Call("GET", f"/api/app/{v}", "none", ok=True, allowed=frozenset())],
+        "downloadLatest": [
+            Call("GET", f"/api/apps/{v}/latest", "none", ok=True, allowed=frozenset({302})),
+        ],
+        "downloadLatestForPlatform": [
+            Call(
+                "GET",
+                f"/api/apps/{v}/latest/android/universal/apk",
+                "none",
+                ok=True,
+                allowed=frozenset({302, 404}),
+            ),
+        ],
+        "getImage": [Call("GET", "/api/img/nothing-here.png", "none", allowed=frozenset({404}))],
+        "listAppBuilds": [Call("GET", f"/api/apps/{v}/builds")],
+        "setAppIcon": [
+            Call(
+                "PUT",
+                f"/api/apps/{v}/icon",
+                content=b"\x89PNG\r\n\x1a\n",
+                headers={"Content-Type": "image/png"},
+            ),
+        ],
+        # Signed URLs: without vera's signature, her objects can be neither read nor written.
+        "getSignedObject": [Call("GET", f"/objects/{world.build_key}", "none")],
+        "putSignedObject": [Call("PUT", f"/objects/{world.build_key}", "none", content=b"x")],
+        "createWebBuild": [
+            Call(
+                "POST",
+                "/api/v1/builds",
+                ok=True,
+                allowed=frozenset({409}),
+                json={
+                    "url": "https://example.com/",
+                    "name": "Mine",
+                    "bundleId": "com.vera.app",
+                    "version": "9.0.0",
+                },
+            ),
+        ],
+        "listWebBuilds": [Call("GET", "/api/v1/builds", ok=True)],
+        "getWebBuild": [Call("GET", f"/api/v1/builds/{b}")],
+        # Workers are Hutch's own infrastructure: a developer's credentials are not a worker's.
+        "claimWebBuild": [
+            Call("POST", "/api/v1/worker/claim", json={"platform": "android"}),
+            Call("POST", "/api/v1/worker/claim", "secret", json={"platform": "android"}),
+        ],
+        "reportWebBuildStatus": [
+            Call(
+                "POST", f"/api/v1/worker/builds/{b}/status", json={"status": "failed", "error": "x"}
+            ),
+        ],
+    }
+
+
+def operation_ids() -> set[str]:
+    document: Any = load_document()
+    return {
+        op["operationId"]
+        for item in document["paths"].values()
+        for method, op in item.items()
+        if method in ("get", "put", "post", "delete", "patch", "head")
+    }
+
+
+def send(server: Server, world: World, call: Call) -> httpx.Response:
+    headers = dict(call.headers)
+    if call.credential == "token":
+        headers["Authorization"] = f"Bearer {world.ivo_token}"
+    elif call.credential == "secret":
+        headers["X-Secret"] = world.ivo_secret
+    elif call.credential == "ofrep":
+        headers["Authorization"] = f"Bearer {world.ivo_secret}"
+    with server.client() as c:
+        return c.request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            headers=headers,
+            files=call.files,
+            data=call.data,
+        )
+
+
+def test_every_operation_has_a_row(server: Server, world: World) -> None:
+    assert set(rows(world)) == operation_ids()
+
+
+CASES: list[tuple[str, int]] = [
+    (op, i) for op, calls in rows(World(*[""] * 10)).items() for i in range(len(calls))
+]
+
+
+@pytest.mark.parametrize(("operation", "index"), CASES)
+def test_another_developers_things_stay_theirs(
+    server: Server, world: World, operation: str, index: int
+) -> None:
+    call = rows(world)[operation][index]
+    answer = send(server, world, call)
+    assert answer.status_code < 500, answer.text
+    sent = f"{call.path} {call.params} {call.json} {call.data}"  # echoing these tells nothing
+    for leaked in (m for m in world.theirs if m not in sent):
+        assert leaked not in answer.text, (operation, leaked, answer.text[:500])
+        assert all(leaked not in v for v in answer.headers.values()), (operation, leaked)
+    refused = answer.status_code in call.allowed or (
+        operation.startswith(("export", "getFlagDefinitions")) and answer.status_code == 401
+    )
+    assert refused or (call.ok and answer.status_code < 400), (
+        operation, answer.status_code, answer.text[:300],
+    )  # fmt: skip
+
+
+def test_vera_keeps_everything(server: Server, world: World) -> None:
+    """After ivo's attempts (the matrix runs first in this module): vera's token, secret,
+    flag, builds and retention are untouched."""
+    check: Callable[[httpx.Response], Any] = lambda r: (r.status_code, r.json())  # noqa: E731
+    with server.client(Authorization=f"Bearer {world.vera_token}") as c:
+        assert c.get("/api/auth/status").status_code == 200
+        status, flag = check(c.get("/api/apps/vera-app/flags/vera_flag"))
+        assert (status, flag["flag"]["enabled"], flag["flag"]["rollout"]) == (200, True, 100)
+        status, builds = check(c.get("/api/apps/vera-app/builds"))
+        assert status == 200
+        assert world.build_key in str(builds), builds
+        assert "9.0.0" not in str(builds)
+        apps = c.get("/api/apps").json()["apps"]
+        assert [a.get("retentionDays") for a in apps if a["name"] == "vera-app"] != [1]
+        # ivo's build under the same (public) bundle id stays his: vera's versions go on.
+        mine = {"url": "https://example.com/", "name": "Vera", "bundleId": "com.vera.app",
+                "version": "1.1.0", "permissions": []}  # fmt: skip
+        assert c.post("/api/v1/builds", json=mine).status_code == 201
+    with server.client(**{"X-Secret": world.vera_secret}) as c:
+        event = {"kind": "info", "version": "1.0.0", "bits": {}}
+        assert c.post("/api/telemetry", json=event).status_code == 202
