@@ -19,6 +19,7 @@ they drop only the items the rules in ingest.otlp_rules reject, the ones check()
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Literal
 
 import orjson
@@ -40,6 +41,12 @@ from ingest.otlp_rules import (
 from ingest.otlp_rules import Checked as Checked  # re-exported: part of this API
 from ingest.otlp_rules import Signal as Signal
 from schemas.envelope import JSON, PROTOBUF
+
+_traces_readable: Callable[[bytes], bool] | None
+try:
+    from projections.otel_spans_rowbinary import readable as _traces_readable
+except ImportError:  # built without a C compiler: upb reads every request
+    _traces_readable = None
 
 Encoding = Literal["protobuf", "json"]
 
@@ -203,10 +210,15 @@ def json_to_protobuf(signal: Signal, document: object) -> bytes:
 def check(signal: Signal, body: bytes, encoding: Encoding) -> Checked:
     """Count the request's items and those the rules reject. Raises BadRequest when
     decode_request() cannot read the body. A binary request is then counted on its skeleton
-    (ingest.otlp_lite), faster than walking the decoded request."""
+    (ingest.otlp_lite), faster than walking the decoded request.
+
+    Spans are the bulk of OTLP traffic: the compiled check of the otel_traces transform, which
+    says yes only to what upb surely reads, spares most trace requests upb's full read (about
+    0.8 of ingest's CPU per 100-span request otherwise)."""
     if encoding == "json":
         return check_document(signal, _json(body))
-    read(signal, body)
+    if not (signal == "traces" and _traces_readable is not None and _traces_readable(body)):
+        read(signal, body)
     try:
         return check_protobuf(signal, body)
     except DecodeError as exc:  # not expected: the skeleton is a part of what upb read

@@ -338,9 +338,10 @@ static void index_fields(void) {
 static const int WIRE_OF_KIND[] = {WIRE_VARINT, WIRE_FIXED64, WIRE_FIXED32,
                                    WIRE_LEN,    WIRE_LEN,     WIRE_LEN};
 
-/* 0: upb reads this message as the second pass does; FALLBACK otherwise. */
-static int check(const uint8_t *data, Py_ssize_t size, MessageId id, int depth) {
-    if (depth > MAX_DEPTH) return FALLBACK;
+/* 0: upb reads this message as the second pass does; FALLBACK otherwise (also past `limit`
+ * nested messages). */
+static int check(const uint8_t *data, Py_ssize_t size, MessageId id, int depth, int limit) {
+    if (depth > limit) return FALLBACK;
     uint64_t singular_seen = 0;
     Reader r = {data, data + size};
     Field f;
@@ -356,7 +357,7 @@ static int check(const uint8_t *data, Py_ssize_t size, MessageId id, int depth) 
                 if (singular_seen & bit) return FALLBACK;
                 singular_seen |= bit;
             }
-            int rc = check(f.data, f.size, spec->message, depth + 1);
+            int rc = check(f.data, f.size, spec->message, depth + 1, limit);
             if (rc) return rc;
         }
     }
@@ -768,7 +769,7 @@ static PyObject *rows(PyObject *self, PyObject *args) {
     const uint8_t *data = payload.buf;
     w.app = PyUnicode_AsUTF8AndSize(app, &w.app_size);
     if (w.app == NULL) goto done;
-    int rc = check(data, payload.len, M_REQUEST, 0);
+    int rc = check(data, payload.len, M_REQUEST, 0, MAX_DEPTH);
     if (rc == FALLBACK) {
         result = Py_NewRef(Py_None);
         goto done;
@@ -1001,7 +1002,22 @@ static PyObject *known_fields(PyObject *self, PyObject *unused) {
     return messages;
 }
 
+#define READABLE_DEPTH 64 /* well inside upb's limit (100), whichever way it counts */
+
+static PyObject *readable(PyObject *self, PyObject *args) {
+    Py_buffer payload;
+    if (!PyArg_ParseTuple(args, "y*:readable", &payload)) return NULL;
+    int rc = check(payload.buf, payload.len, M_REQUEST, 0, READABLE_DEPTH);
+    PyBuffer_Release(&payload);
+    return PyBool_FromLong(rc == 0);
+}
+
 static PyMethodDef METHODS[] = {
+    {"readable", readable, METH_VARARGS,
+     "readable(payload) -> bool\n\n"
+     "True when upb surely reads the ExportTraceServiceRequest: well-formed, UTF-8 in every\n"
+     "string field, every known field of its wire type, nested at most 64 deep. False says\n"
+     "nothing: the caller asks upb itself."},
     {"rows", rows, METH_VARARGS,
      "rows(payload, app, value_text, out) -> (spans, [(trace_id, first, last)]) | None\n\n"
      "Append the otel_traces rows of an ExportTraceServiceRequest to the bytearray `out`, or\n"

@@ -381,3 +381,34 @@ def test_mutated_requests_give_the_same_rows_or_are_skipped_by_both(
         outcomes["rows" if rows else "skipped"] += 1
     assert outcomes["rows"] > 300, outcomes
     assert outcomes["skipped"] > 300, outcomes
+
+
+def test_readable_says_yes_only_to_what_upb_reads() -> None:
+    """Ingest skips upb's full read of a trace request the compiled check calls readable:
+    that must never be one upb refuses (it would be acknowledged, then lost). Values nested
+    at every place an attribute value can be, at depths around the check's limit and upb's."""
+    from google.protobuf.message import DecodeError
+
+    from projections.otel_spans_rowbinary import readable
+    from tests.otlp_builders import Filled, with_deep_value
+
+    def upb_reads(payload: bytes) -> bool:
+        try:
+            ExportTraceServiceRequest.FromString(payload)
+        except DecodeError:
+            return False
+        return True
+
+    now = 10**18
+    seen = {True: 0, False: 0}
+    for place in Filled(ExportTraceServiceRequest, now).any_values:
+        for levels in (3, 25, 30, 45, 60):
+            payload = with_deep_value(ExportTraceServiceRequest, now, place, levels, "protobuf")
+            seen[readable(payload)] += 1
+            assert not readable(payload) or upb_reads(payload), (place, levels)
+            assert readable(payload) == (levels == 3) or levels in (25, 30), (place, levels)
+        shallow = with_deep_value(ExportTraceServiceRequest, now, place, 3, "protobuf")
+        for mutated in mutations(seed=place, count=100, valid=[shallow]):
+            seen[readable(mutated)] += 1
+            assert not readable(mutated) or upb_reads(mutated)
+    assert min(seen.values()) > 10, seen
