@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check services services-stop bench clean
+.PHONY: run test lint typecheck check services services-stop clean
 
-$(STAMP): pyproject.toml setup.py projections/otel_spans_rowbinary.c
+$(STAMP): pyproject.toml setup.py projections/otel_spans_rowbinary.c schemas/otlp/trace_check.c schemas/otlp/trace_wire.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -35,6 +35,7 @@ services-stop:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import storage.log.sqlite
+from base.jsonlogs import configure_logging
+from base.settings import Settings
 from bench.bare_app import Bare
-from hutch.logs import configure_logging
+from hutch.apps import ingest_app
 from hutch.runtime import Runtime, tune_gc
-from hutch.settings import Settings
-from hutch.web import new_app
-from ingest.app import create_app
 from schemas.envelope import Envelope
 from schemas.events import Topic
 from storage.log.protocol import Position
+from web.factory import new_app
 
 
 async def _nothing() -> None:
@@ -59,7 +59,7 @@ def _hutch(part: str) -> object:
         runtime.log.append = _acknowledged_next_turn  # type: ignore[method-assign]
     elif part == "unsynced":
         storage.log.sqlite._fsync = _not_synced  # type: ignore[attr-defined]
-    app = create_app(runtime)
+    app = ingest_app(runtime)
     tune_gc()
     return app
 

@@ -22,9 +22,10 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from ingest.otlp_codec import check, inflate
+from ingest.otlp_http import inflate
 from projections.otel_traces import transform
 from schemas.envelope import JSON, PROTOBUF, new_envelope
+from schemas.otlp.decoding import check
 from storage.log import Record
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
+from base.settings import OPTIONS
 from bench.common import run_until
 from hutch.runtime import tune_gc
-from hutch.settings import OPTIONS
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import new_envelope

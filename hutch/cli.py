@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
+from base.jsonlogs import configure_logging
+from base.settings import OPTIONS, Settings, SettingsError
 from hutch import flag_cli
 from hutch.data_lock import DataDirInUse
-from hutch.logs import configure_logging
-from hutch.settings import OPTIONS, Settings, SettingsError
 
 SETTINGS_HELP = "settings (environment variables; flags override them):\n" + "\n".join(
     f"  {opt.env:<22} {opt.help} (default: {opt.default})" for opt in OPTIONS.values()
@@ -182,49 +182,54 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "replay":
             return _admin(settings, lambda rt: _replay(rt, args.projection), analytics=True)
         case "developer":
-            return _admin(settings, lambda rt: _commands().create_developer(rt.commands, args.name))
+            return _admin(
+                settings, lambda rt: _commands().create_developer(rt.command_context, args.name)
+            )
         case "app" if args.action == "rotate-secret":
             return _admin(
                 settings,
                 lambda rt: _commands().rotate_secret(
-                    rt.commands, args.developer, args.name, args.grace
+                    rt.command_context, args.developer, args.name, args.grace
                 ),
             )
         case "app" if args.action == "revoke-previous-secrets":
             return _admin(
                 settings,
                 lambda rt: _commands().revoke_previous_secrets(
-                    rt.commands, args.developer, args.name
+                    rt.command_context, args.developer, args.name
                 ),
             )
         case "app":
             return _admin(
                 settings,
                 lambda rt: _commands().create_app(
-                    rt.commands, args.name, args.developer, args.retention_days
+                    rt.command_context, args.name, args.developer, args.retention_days
                 ),
             )
         case "token" if args.action == "create":
             return _admin(
                 settings,
                 lambda rt: _commands().create_token(
-                    rt.commands, args.developer, args.name, args.expires
+                    rt.command_context, args.developer, args.name, args.expires
                 ),
             )
         case "token":
             return _admin(
-                settings, lambda rt: _commands().revoke_token(rt.commands, args.developer, args.id)
+                settings,
+                lambda rt: _commands().revoke_token(rt.command_context, args.developer, args.id),
             )
         case "flag":
             return _admin(settings, lambda rt: flag_cli.run(rt, args))
         case "worker" if args.action == "create":
             return _admin(
-                settings, lambda rt: _build_commands().create_worker(rt.builds, args.name)
+                settings, lambda rt: _build_commands().create_worker(rt.command_context, args.name)
             )
         case "worker":
-            return _admin(settings, lambda rt: _build_commands().revoke_worker(rt.builds, args.id))
+            return _admin(
+                settings, lambda rt: _build_commands().revoke_worker(rt.command_context, args.id)
+            )
         case "builder":
-            from hutch.builder.cli import run_builder
+            from builder.main import run_builder
 
             return run_builder(settings, args)
     return 2
@@ -268,7 +273,8 @@ async def _migrate_all(runtime: Any) -> dict[str, Any]:
 
 
 async def _replay(runtime: Any, name: str) -> dict[str, Any]:
-    from projections import relational, runner
+    from projections import runner
+    from state import relational
 
     for projection in runtime.analytics_projections():
         if projection.name == name:
@@ -283,7 +289,7 @@ async def _replay(runtime: Any, name: str) -> dict[str, Any]:
     names = [p.name for p in runtime.analytics_projections()] + [
         p.name for p in runtime.relational_projections()
     ]
-    from ingest.errors import NotFound
+    from base.client_errors import NotFound
 
     raise NotFound(f"no projection named {name!r}; projections: {', '.join(names)}")
 
@@ -295,8 +301,8 @@ def _admin(
     analytics: bool = False,
 ) -> int:
     """Run one command against the stores and print its JSON result (or error) on stdout."""
+    from base.client_errors import HutchError
     from hutch.runtime import Runtime
-    from ingest.errors import HutchError
     from storage.errors import StorageError
 
     async def run() -> dict[str, Any]:

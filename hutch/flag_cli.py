@@ -43,7 +43,7 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
 
 def definition(args: argparse.Namespace) -> object:
     """The definition the options describe: the JSON given, with the options on top."""
-    from ingest.errors import Unprocessable
+    from base.client_errors import Unprocessable
 
     text = args.file.read_text() if args.file is not None else args.json
     try:
@@ -57,9 +57,9 @@ def definition(args: argparse.Namespace) -> object:
 
 
 async def run(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from ingest import flag_commands
+    from ingest.flags import commands as flag_commands
 
-    ctx = runtime.commands
+    ctx = runtime.command_context
     if args.action == "set":
         created, result = await flag_commands.set_flag(
             ctx, args.developer, args.app, args.name, definition(args)

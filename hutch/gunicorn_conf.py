@@ -1,8 +1,8 @@
 """Gunicorn settings for the ingest service (`gunicorn -c python:hutch.gunicorn_conf
-ingest.asgi:app`, or `hutch ingest`, which uses the same values).
+hutch.ingest_asgi:app`, or `hutch ingest`, which uses the same values).
 
 Workers are uvicorn's ASGI workers (uvloop + httptools), with a deadline on receiving each
-request (hutch/client_timeouts.py). On SIGTERM a worker stops accepting, finishes in-flight
+request (web/client_timeouts.py). On SIGTERM a worker stops accepting, finishes in-flight
 requests, then runs the lifespan shutdown, which flushes the log producer: `graceful_timeout`
 bounds that.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 bind = os.environ.get("HUTCH_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("HUTCH_WORKERS", "2"))
-worker_class = "hutch.client_timeouts.PacedUvicornWorker"
+worker_class = "web.client_timeouts.PacedUvicornWorker"
 graceful_timeout = 20
 timeout = 60
 keepalive = 75
@@ -41,7 +41,7 @@ def post_fork(server: Any, worker: Any) -> None:
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "hutch.logs.JSONFormatter"}},
+    "formatters": {"json": {"()": "base.jsonlogs.JSONFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hutch.client_timeouts import BodyDeadline, pace_of, paced_protocol
+from base.settings import Settings
 from hutch.data_lock import DataLock, acquire
 from hutch.runtime import Runtime, claim_analytics
-from hutch.settings import Settings
+from web.client_timeouts import BodyDeadline, pace_of, paced_protocol
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def run_ingest(settings: Settings, forward_to: str | None) -> None:
             self.cfg.set("workers", settings.workers)
 
         def load(self) -> Any:
-            from ingest.asgi import app
+            from hutch.ingest_asgi import app
 
             return BodyDeadline(app, pace_of(settings))
 
@@ -62,11 +62,11 @@ def run_query(settings: Settings, *, socket: Path | None, projectors: bool) -> N
     """The query service in this one process (it owns chDB), with the projectors if asked."""
     import uvicorn
 
-    from query.app import create_app
+    from hutch.apps import query_app
 
     runtime = Runtime(settings, want_analytics=True, run_projectors=projectors)  # owns chDB
     pace = pace_of(settings)
-    app = BodyDeadline(create_app(runtime), pace)
+    app = BodyDeadline(query_app(runtime), pace)
     common: dict[str, Any] = {"http": paced_protocol(pace), "log_config": None, "access_log": False}
     if socket is not None:
         socket.parent.mkdir(parents=True, exist_ok=True)

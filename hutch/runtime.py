@@ -16,34 +16,30 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from base.keys import derive, secret_key
+from base.prometheus import TALLY, flush_forever
+from base.settings import Settings, url_scheme
 from hutch.data_lock import DataLock, acquire
-from hutch.keys import derive, secret_key
-from hutch.metrics import TALLY, flush_forever
-from hutch.settings import Settings, url_scheme
 from hutch.wiring import open_analytics, open_log, open_relational
-from ingest.auth import Authenticator
-from ingest.build_context import BuildContext
-from ingest.identity_commands import Context
-from ingest.worker_auth import WorkerAuth
-from projections.base import AnalyticsProjection
-from projections.builds import BuildsProjection
 from projections.flag_evaluations import FlagEvaluationsProjection
-from projections.flags import FlagsProjection
-from projections.identity import IdentityProjection
+from projections.interface import AnalyticsProjection
 from projections.otel_logs import OtelLogsProjection
 from projections.otel_metrics import OtelMetricsProjection
 from projections.otel_traces import OtelTracesProjection
-from projections.relational import RelationalProjection
-from projections.relational import run_forever as run_relational
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
 from projections.telemetry import TelemetryProjection
-from query import identity as q
-from query.flag_cache import FlagCache
+from state import identity_reads as q
+from state.command_context import RELATIONAL, CommandContext
+from state.flags.cache import FlagCache
+from state.relational import RelationalProjection
+from state.relational import run_forever as run_relational
 from storage.analytics import Analytics
 from storage.errors import StorageError
 from storage.log import EventLog
 from storage.objects import ObjectStore, open_object_store
 from storage.relational import Relational
+from web.auth import Authenticator
+from web.worker_auth import WorkerAuth
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +139,8 @@ class Runtime:
                 raise
 
     @property
-    def commands(self) -> Context:
-        return Context(self.log, self.db, self.settings)
-
-    @property
-    def builds(self) -> BuildContext:
-        return BuildContext(
+    def command_context(self) -> CommandContext:
+        return CommandContext(
             self.log,
             self.db,
             self.settings,
@@ -226,7 +218,7 @@ class Runtime:
         return self.settings.projector_batch
 
     def relational_projections(self) -> list[RelationalProjection]:
-        return [IdentityProjection(), FlagsProjection(), BuildsProjection()]
+        return list(RELATIONAL)
 
     def retention_of(self, app: str) -> int:
         """An app's retention in days, from a copy of the apps table refreshed every few

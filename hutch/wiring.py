@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hutch.settings import Settings, SettingsError, url_path, url_scheme
+from base.settings import Settings, SettingsError, url_path, url_scheme
 
 if TYPE_CHECKING:
     from storage.analytics import Analytics

@@ -28,16 +28,13 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ingest.build_context import BuildContext
-from ingest.errors import ConflictError, NotFound
-from query import builds as q
-from query import identity as qi
+from base.client_errors import NotFound
 from schemas import build_events as e
 from schemas.builds import normalize_architecture, normalize_format, normalize_os
 from schemas.envelope import new_envelope
-from storage.errors import Corrupted
-from storage.errors import NotFound as MissingObject
-from storage.objects import ObjectStore
+from state import builds_reads as q
+from state import identity_reads as qi
+from state.command_context import CommandContext
 
 log = logging.getLogger(__name__)
 REDIRECT_EXPIRES_S = 900
@@ -77,35 +74,19 @@ def client_network(address: str) -> str:
     return str(ip)
 
 
-async def check_stored(objects: ObjectStore, build: q.AppBuild) -> None:
-    """409 unless the build's object still holds the bytes its record names."""
-    try:
-        await objects.verify(build.object_key, build.sha256, etag=build.etag)
-    except (Corrupted, MissingObject):
-        log.error(
-            "a build's stored file does not match its record; not serving it",
-            extra={"app": build.app, "build": build.id, "key": build.object_key},
-        )
-        raise ConflictError(
-            f"the stored file of {build.app} {build.version} ({build.file_name}) is missing "
-            "or no longer matches its recorded SHA-256; it is not served",
-            code="build_corrupted",
-        ) from None
-
-
-async def _app_exists(ctx: BuildContext, name: str) -> None:
+async def _app_exists(ctx: CommandContext, name: str) -> None:
     if await asyncio.to_thread(qi.app_named, ctx.db, name) is None:
         raise NotFound(f"no app named {name!r}", field="name")
 
 
 class _Download:
-    def __init__(self, ctx: BuildContext) -> None:
+    def __init__(self, ctx: CommandContext) -> None:
         self._ctx = ctx
 
     async def _send(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, build: q.AppBuild
     ) -> None:
-        await check_stored(self._ctx.objects, build)
+        await q.check_stored(self._ctx.objects, build)
         downloaded = e.BuildDownloaded(
             build_id=build.id, app=build.app, client=client_id(self._ctx.client_key, req)
         )

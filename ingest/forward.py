@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import falcon.asgi
 import httpx
 
-from ingest.errors import BadRequest, ServiceUnavailable
+from base.client_errors import BadRequest, ServiceUnavailable
 
 _HOP_BY_HOP = {
     b"connection",

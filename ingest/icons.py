@@ -15,16 +15,16 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.body import read_body
-from ingest.build_context import BuildContext
-from ingest.errors import BadRequest, UnsupportedMediaType
+from base.client_errors import BadRequest, UnsupportedMediaType
 from schemas import build_events as e
+from schemas.builds import IMAGE_PREFIX, image_url
 from schemas.envelope import new_envelope
+from state.command_context import BUILDS, IDENTITY, CommandContext
 from storage.errors import AlreadyExists
+from web.auth import Authenticator
+from web.body import read_body
 
 MAX_ICON_BYTES = 1 << 20
-IMAGE_PREFIX = "img/"
 
 
 def sniff_image(data: bytes) -> tuple[str, str] | None:
@@ -40,12 +40,8 @@ def sniff_image(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def image_url(public_url: str, object_key: str) -> str:
-    return f"{public_url.rstrip('/')}/api/img/{object_key.removeprefix(IMAGE_PREFIX)}"
-
-
 class AppIcon:
-    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -69,10 +65,9 @@ class AppIcon:
                 key, [data], max_bytes=MAX_ICON_BYTES, content_type=content_type
             )
         icon = e.AppIconSet(app=name, object_key=key, content_type=content_type)
-        async with self._ctx.command_lock(f"app:{name}"):
+        async with self._ctx.command(f"app:{name}"):
             envelope = new_envelope("app.icon_set.v1", e.encode(icon), key=name, app=name)
-            await self._ctx.log.append("apps", [envelope])
-            await self._ctx.catch_up()
+            await self._ctx.append("apps", [envelope], IDENTITY, BUILDS)
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps(
             {"app": name, "iconUrl": image_url(self._ctx.settings.public_url, key)}

@@ -16,10 +16,11 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from base.client_errors import BadRequest
 from ingest import identity_commands as commands
-from ingest.auth import Authenticator
-from ingest.body import read_json_object, send_json
-from ingest.errors import BadRequest
+from state.command_context import CommandContext
+from web.auth import Authenticator
+from web.body import read_json_object, send_json
 
 _STRING = "a string"
 _INTEGER = "an integer"
@@ -54,7 +55,7 @@ async def _optional_object(req: falcon.asgi.Request) -> dict[str, Any]:
 
 
 class AppCommands:
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -68,7 +69,7 @@ class AppCommands:
 
 
 class TokenCommands:
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -82,7 +83,7 @@ class TokenCommands:
 
 
 class TokenRevocation:
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -98,7 +99,7 @@ class TokenRevocation:
 class AppSettings:
     """PATCH /api/apps/{app}: the owner changes the app's settings (`retentionDays`)."""
 
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -116,7 +117,7 @@ class AppSecret:
     this answer only; `{"graceSeconds": N}` (default 0) keeps the earlier ones working N
     seconds more. A POST, not a PUT: each call makes a different secret."""
 
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -134,7 +135,7 @@ class PreviousSecrets:
     """DELETE /api/apps/{app}/secret/previous: end the grace period of the app's earlier
     secrets now (after a rotation with grace, once every client has the new one)."""
 
-    def __init__(self, ctx: commands.Context, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 

@@ -1,11 +1,11 @@
 """Identity commands: create developers, apps (with their secret) and API tokens; rotate an
 app's secret; revoke tokens and an app's previous secrets.
 
-Each command runs under the command lock: catch the identity projection up, check that the
-caller's token is still live there (`confirm`: no cache, so a token revoked by a command that
-has answered can change nothing), validate against that state, append the event, catch up
-again so the answer (and the next request) sees it. The CLI and the HTTP resources call the
-same functions; the CLI's caller is the operator, a `Developer` without a token.
+Each command runs as every command does (state/command_context.py: lock, catch up, validate, append,
+catch up), and first checks that the caller's token is still live in the caught-up store
+(`confirm`: no cache, so a token revoked by a command that has answered can change nothing).
+The CLI and the HTTP resources call the same functions; the CLI's caller is the operator, a
+`Developer` without a token.
 """
 
 from __future__ import annotations
@@ -13,29 +13,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
-from hutch.settings import Settings
-from ingest.auth import Developer, confirm
-from ingest.errors import ConflictError, Forbidden, NotFound, Unprocessable
-from projections.identity import IdentityProjection
-from projections.relational import catch_up
-from query import identity as q
+from base.client_errors import ConflictError, Forbidden, NotFound, Unprocessable
 from schemas import identity as s
 from schemas.envelope import iso_micros, new_envelope, now_micros, uuid7
 from schemas.events import EventType
-from storage.log import EventLog
-from storage.relational import Relational
-
-PROJECTION = IdentityProjection()
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    log: EventLog
-    db: Relational
-    settings: Settings
+from state import identity_reads as q
+from state.command_context import IDENTITY, CommandContext
+from web.auth import Developer, confirm
 
 
 def digest(secret: str) -> str:
@@ -58,22 +45,19 @@ def _caller(developer: Developer | str) -> Developer:
     return developer if isinstance(developer, Developer) else Developer(developer)
 
 
-async def _caught_up(ctx: Context, caller: Developer) -> None:
-    """Catch up, then refuse a caller whose token is no longer live in the store."""
-    await catch_up(ctx.log, ctx.db, PROJECTION)
-    await asyncio.to_thread(confirm, ctx.db, caller)
+def _confirmed(ctx: CommandContext, caller: Developer) -> Awaitable[None]:
+    """Refuse a caller whose token is no longer live in the store (read after catching up)."""
+    return asyncio.to_thread(confirm, ctx.db, caller)
 
 
-async def _append(ctx: Context, type_: EventType, key: str, payload: object) -> None:
+async def _append(ctx: CommandContext, type_: EventType, key: str, payload: object) -> None:
     envelope = new_envelope(type_, s.encode(payload), key=key)
-    await ctx.log.append("apps", [envelope])
-    await catch_up(ctx.log, ctx.db, PROJECTION)
+    await ctx.append("apps", [envelope], IDENTITY)
 
 
-async def create_developer(ctx: Context, name: object) -> dict[str, Any]:
+async def create_developer(ctx: CommandContext, name: object) -> dict[str, Any]:
     name = _check_name(name, "name")
-    async with ctx.db.command_lock(f"developer:{name}"):
-        await catch_up(ctx.log, ctx.db, PROJECTION)
+    async with ctx.command(f"developer:{name}", IDENTITY):
         if await asyncio.to_thread(q.developer_exists, ctx.db, name):
             raise ConflictError(f"developer {name!r} already exists", field="name")
         await _append(ctx, "developer.created.v1", name, s.DeveloperCreated(name))
@@ -89,7 +73,7 @@ def _check_retention(days: object) -> int:
 
 
 async def create_app(
-    ctx: Context, name: object, developer: Developer | str, retention_days: object = None
+    ctx: CommandContext, name: object, developer: Developer | str, retention_days: object = None
 ) -> dict[str, Any]:
     caller = _caller(developer)
     developer = caller.name
@@ -98,8 +82,8 @@ async def create_app(
         ctx.settings.retention_days if retention_days is None else retention_days
     )
     secret = "hs_" + secrets.token_hex(32)
-    async with ctx.db.command_lock(f"app:{name}"):
-        await _caught_up(ctx, caller)
+    async with ctx.command(f"app:{name}", IDENTITY):
+        await _confirmed(ctx, caller)
         if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
             raise NotFound(f"no developer named {developer!r}", field="developer")
         if await asyncio.to_thread(q.app_named, ctx.db, name) is not None:
@@ -110,9 +94,10 @@ async def create_app(
     return {"app": name, "secret": secret, "retentionDays": days}
 
 
-async def _owned(ctx: Context, caller: Developer, app: str) -> q.App:
-    """The caller's app, read after catching up: 404 if no such app, 403 if another's."""
-    await _caught_up(ctx, caller)
+async def _owned(ctx: CommandContext, caller: Developer, app: str) -> q.App:
+    """The caller's app (read under its command, caught up): 404 if no such app, 403 if
+    another's."""
+    await _confirmed(ctx, caller)
     found = await asyncio.to_thread(q.app_named, ctx.db, app)
     if found is None:
         raise NotFound(f"no app named {app!r}")
@@ -122,12 +107,12 @@ async def _owned(ctx: Context, caller: Developer, app: str) -> q.App:
 
 
 async def set_retention(
-    ctx: Context, developer: Developer | str, app: str, retention_days: object
+    ctx: CommandContext, developer: Developer | str, app: str, retention_days: object
 ) -> dict[str, Any]:
     """Change how long an app's analytics rows are kept. Rows projected from now on carry the
     new retention; a replay applies it to every row."""
     days = _check_retention(retention_days)
-    async with ctx.db.command_lock(f"app:{app}"):
+    async with ctx.command(f"app:{app}", IDENTITY):
         found = await _owned(ctx, _caller(developer), app)
         if found.retention_days != days:
             await _append(ctx, "app.retention_set.v1", app, s.AppRetentionSet(app, days))
@@ -135,7 +120,7 @@ async def set_retention(
 
 
 async def create_token(
-    ctx: Context, developer: Developer | str, label: object = None, expires: object = "never"
+    ctx: CommandContext, developer: Developer | str, label: object = None, expires: object = "never"
 ) -> dict[str, Any]:
     caller = _caller(developer)
     developer = caller.name
@@ -149,8 +134,8 @@ async def create_token(
         )
     days = s.TOKEN_EXPIRY_DAYS[expires]
     token = "bh_" + secrets.token_hex(32)
-    async with ctx.db.command_lock(f"developer:{developer}"):
-        await _caught_up(ctx, caller)
+    async with ctx.command(f"developer:{developer}", IDENTITY):
+        await _confirmed(ctx, caller)
         if not await asyncio.to_thread(q.developer_exists, ctx.db, developer):
             raise NotFound(f"no developer named {developer!r}", field="developer")
         now = now_micros()
@@ -181,11 +166,13 @@ async def create_token(
     }
 
 
-async def revoke_token(ctx: Context, developer: Developer | str, token_id: str) -> dict[str, Any]:
+async def revoke_token(
+    ctx: CommandContext, developer: Developer | str, token_id: str
+) -> dict[str, Any]:
     caller = _caller(developer)
     developer = caller.name
-    async with ctx.db.command_lock(f"developer:{developer}"):
-        await _caught_up(ctx, caller)
+    async with ctx.command(f"developer:{developer}", IDENTITY):
+        await _confirmed(ctx, caller)
         token = await asyncio.to_thread(q.token_by_id, ctx.db, token_id)
         if token is None or token.developer != developer:
             raise NotFound(f"no token {token_id!r} among yours")
@@ -204,13 +191,13 @@ def _check_grace(grace: object) -> int:
 
 
 async def rotate_secret(
-    ctx: Context, developer: Developer | str, app: str, grace_seconds: object = 0
+    ctx: CommandContext, developer: Developer | str, app: str, grace_seconds: object = 0
 ) -> dict[str, Any]:
     """Give the app a new secret (answered once); its earlier secrets keep working for
     `grace_seconds` more (0: they stop now), so clients can move over without a gap."""
     grace = _check_grace(grace_seconds)
     secret = "hs_" + secrets.token_hex(32)
-    async with ctx.db.command_lock(f"app:{app}"):
+    async with ctx.command(f"app:{app}", IDENTITY):
         await _owned(ctx, _caller(developer), app)
         until = now_micros() + grace * 1_000_000
         rotated = s.AppSecretRotated(app, digest(secret), previous_expires_at=until)
@@ -224,10 +211,10 @@ async def rotate_secret(
 
 
 async def revoke_previous_secrets(
-    ctx: Context, developer: Developer | str, app: str
+    ctx: CommandContext, developer: Developer | str, app: str
 ) -> dict[str, Any]:
     """End the grace period of the app's earlier secrets now; the current one keeps working."""
-    async with ctx.db.command_lock(f"app:{app}"):
+    async with ctx.command(f"app:{app}", IDENTITY):
         await _owned(ctx, _caller(developer), app)
         live = await asyncio.to_thread(q.previous_secrets_live, ctx.db, app, now_micros())
         if live:

@@ -27,8 +27,7 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ingest.body import media_type
-from ingest.errors import (
+from base.client_errors import (
     ConflictError,
     Forbidden,
     InsufficientStorage,
@@ -47,6 +46,7 @@ from storage.objects import (
     verify_signature,
 )
 from storage.objects.names import validate_content_type
+from web.body import media_type
 
 log = logging.getLogger(__name__)
 _CODES = {"malformed": "malformed_url", "bad_signature": "bad_signature", "expired": "url_expired"}

@@ -1,7 +1,7 @@
 """OTLP/HTTP: POST /v1/traces, /v1/metrics and /v1/logs, binary protobuf or OTLP/JSON.
 
 One export request becomes ONE log record (its decoded body, as sent, and its encoding),
-appended only once ingest.otlp_codec.check has read it as the projectors will (so what is
+appended only once schemas.otlp.decoding.check has read it as the projectors will (so what is
 acknowledged can be stored) and only if it has an item to keep; the projectors decode and
 flatten in batches. The answer is the Export*ServiceResponse in the request's encoding, with
 partial_success when the check rejected items, and a google.rpc.Status for every refusal
@@ -22,27 +22,26 @@ import falcon
 import falcon.asgi
 import orjson
 
-from hutch.metrics import appended
-from ingest.auth import Authenticator
-from ingest.errors import Unauthorized
-from ingest.otlp_codec import (
-    BadRequest,
+from base.client_errors import Unauthorized
+from base.prometheus import appended
+from ingest.otlp_http import Inflater, encode_response
+from ingest.otlp_status import refusal
+from schemas.envelope import new_envelope
+from schemas.events import TOPIC_OF, EventType
+from schemas.otlp.decoding import (
     BodyTooLarge,
     Checked,
     Encoding,
-    Inflater,
     Signal,
+    Undecodable,
     check,
     check_document,
     content_type,
-    encode_response,
     encoding_of,
 )
-from ingest.otlp_status import refusal
-from query import identity as q
-from schemas.envelope import new_envelope
-from schemas.events import TOPIC_OF, EventType
+from state import identity_reads as q
 from storage.log import EventLog
+from web.auth import Authenticator
 
 EVENT_TYPES: dict[Signal, EventType] = {
     "traces": "otlp.traces.v1",
@@ -136,7 +135,7 @@ class OtlpIngest:
         try:
             document: Any = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+            raise Undecodable(f"the body is not valid JSON: {exc}") from None
         secret = None
         if isinstance(document, dict) and "secret" in document:
             found = document.pop("secret")
@@ -145,10 +144,3 @@ class OtlpIngest:
             secret = found
             body = orjson.dumps(document)  # a secret is never stored in clear
         return body, check_document(self._signal, document), secret
-
-
-def routes(log: EventLog, auth: Authenticator, max_body_bytes: int) -> list[tuple[str, object]]:
-    return [
-        (ROUTES[signal], OtlpIngest(signal, log, auth, max_body_bytes))
-        for signal in ("traces", "metrics", "logs")
-    ]

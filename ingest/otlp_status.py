@@ -14,9 +14,9 @@ import dataclasses
 
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from ingest import otlp_codec
-from ingest.errors import REFUSALS, RETRY_AFTER_S, HutchError
-from ingest.otlp_codec import Encoding, OtlpError
+from base.client_errors import REFUSALS, RETRY_AFTER_S, HutchError
+from ingest.otlp_http import serialize
+from schemas.otlp.decoding import Encoding, OtlpError, content_type
 from storage.errors import Backpressure, Unavailable
 
 DOMAIN = "hutch"
@@ -52,10 +52,10 @@ class Refusal:
         if self.field is not None:
             info.metadata["field"] = self.field
         status.details.add().Pack(info)
-        return otlp_codec.serialize(status, encoding)
+        return serialize(status, encoding)
 
     def content_type(self, encoding: Encoding) -> str:
-        return otlp_codec.content_type(encoding)
+        return content_type(encoding)
 
 
 def refusal(exc: Exception) -> Refusal | None:

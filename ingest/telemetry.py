@@ -6,12 +6,12 @@ import falcon
 import falcon.asgi
 import orjson
 
-from hutch.metrics import appended
-from ingest.auth import Authenticator
-from ingest.body import read_json
+from base.prometheus import appended
 from schemas.envelope import JSON, new_envelope, now_micros
 from schemas.telemetry import parse_events
 from storage.log import EventLog
+from web.auth import Authenticator
+from web.body import read_json
 
 
 class TelemetryIngest:

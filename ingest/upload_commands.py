@@ -24,28 +24,28 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from base.client_errors import ConflictError, Forbidden
 from ingest import identity_commands
-from ingest.auth import Developer
-from ingest.build_context import BuildContext, object_error
-from ingest.errors import ConflictError, Forbidden
 from ingest.upload_targets import UploadTarget, issued, text, upload_target
-from query import builds as q
-from query import identity as qi
 from schemas import build_events as e
 from schemas.builds import MAX_UPLOAD_BYTES, UPLOAD_URL_EXPIRES_S
 from schemas.envelope import iso_micros, new_envelope, uuid7
+from state import builds_reads as q
+from state import identity_reads as qi
+from state.command_context import BUILDS, IDENTITY, CommandContext, object_error
 from storage.errors import StorageError
 from storage.objects import StoredObject, finalize_upload, staging_key
+from web.auth import Developer
 
 
-async def check_owner(ctx: BuildContext, developer: str, app: str) -> None:
+async def check_owner(ctx: CommandContext, developer: str, app: str) -> None:
     """403 when the app is another developer's; an app nobody has is fine (created later)."""
     found = await asyncio.to_thread(qi.app_named, ctx.db, app)
     if found is not None and found.developer != developer:
         raise _theirs(app)
 
 
-async def claim_app(ctx: BuildContext, caller: Developer, app: str) -> dict[str, Any] | None:
+async def claim_app(ctx: CommandContext, caller: Developer, app: str) -> dict[str, Any] | None:
     """Make sure `app` is the caller's: 403 if another's; one nobody has is created for them
     now (the answer to show once), atomically, whoever else tries at the same time."""
     found = await asyncio.to_thread(qi.app_named, ctx.db, app)
@@ -53,7 +53,7 @@ async def claim_app(ctx: BuildContext, caller: Developer, app: str) -> dict[str,
         if found.developer != caller.name:
             raise _theirs(app)
         return None
-    identity = identity_commands.Context(ctx.log, ctx.db, ctx.settings)
+    identity = ctx
     try:
         return await identity_commands.create_app(identity, app, caller)
     except ConflictError:  # created meanwhile: by whom?
@@ -65,7 +65,7 @@ def _theirs(app: str) -> Forbidden:
     return Forbidden(f"app {app!r} belongs to another developer", field="name")
 
 
-async def refuse_existing(ctx: BuildContext, target: UploadTarget) -> None:
+async def refuse_existing(ctx: CommandContext, target: UploadTarget) -> None:
     found = await asyncio.to_thread(
         q.build_named, ctx.db, target.app, target.version, target.file_name
     )
@@ -82,12 +82,12 @@ def _exists(target: UploadTarget) -> ConflictError:
     )
 
 
-def max_upload(ctx: BuildContext) -> int:
+def max_upload(ctx: CommandContext) -> int:
     return min(ctx.settings.max_upload_bytes, MAX_UPLOAD_BYTES)
 
 
 async def presign(
-    ctx: BuildContext, caller: Developer, body: Mapping[str, object]
+    ctx: CommandContext, caller: Developer, body: Mapping[str, object]
 ) -> dict[str, Any]:
     target = upload_target(ctx, caller.name, body)
     created = await claim_app(ctx, caller, target.app)
@@ -108,7 +108,7 @@ async def presign(
 
 
 async def finalize(
-    ctx: BuildContext, caller: Developer, body: Mapping[str, object]
+    ctx: CommandContext, caller: Developer, body: Mapping[str, object]
 ) -> tuple[int, dict[str, Any]]:
     """Record a build PUT through a presigned URL: (HTTP status, answer)."""
     s3_key = text(body, "s3Key", required=True)
@@ -133,16 +133,15 @@ async def finalize(
 
 
 async def record(
-    ctx: BuildContext, caller: Developer, target: UploadTarget, stored: StoredObject
+    ctx: CommandContext, caller: Developer, target: UploadTarget, stored: StoredObject
 ) -> tuple[int, dict[str, Any]]:
     """Record a stored build as uploaded (creating the app on its first build)."""
     created: dict[str, Any] | None = None
     if await asyncio.to_thread(qi.app_named, ctx.db, target.app) is None:
-        identity = identity_commands.Context(ctx.log, ctx.db, ctx.settings)
+        identity = ctx
         with contextlib.suppress(ConflictError):  # created meanwhile: checked below whose
             created = await identity_commands.create_app(identity, target.app, caller)
-    async with ctx.command_lock(f"app:{target.app}"):
-        await ctx.catch_up()
+    async with ctx.command(f"app:{target.app}", IDENTITY, BUILDS):
         app = await asyncio.to_thread(qi.app_named, ctx.db, target.app)
         if app is None or app.developer != caller.name:
             raise _theirs(target.app)
@@ -174,8 +173,7 @@ async def record(
         envelope = new_envelope(
             "build.uploaded.v1", e.encode(uploaded), key=target.app, app=target.app
         )
-        await ctx.log.append("builds", [envelope])
-        await ctx.catch_up()
+        await ctx.append("builds", [envelope], IDENTITY, BUILDS)
     build = await asyncio.to_thread(q.build_for_key, ctx.db, target.key)
     assert build is not None, "the projection has caught up with our own write"
     answer = build.summary()

@@ -5,7 +5,7 @@ Each upload has a key of its own, `apps/<app>/<version>/<id>/<file>` (objects ar
 once, so no upload may land on another's key); a presigned one is PUT to its staging key,
 `uploads/apps/…` (the presign's `s3Key`), and becomes the build's key when finalized. The id
 is a nonce and a MAC of it with the developer, app, version and file name under a server key
-(`BuildContext.upload_key`): a key is bound to the developer it was issued to, and
+(`CommandContext.upload_key`): a key is bound to the developer it was issued to, and
 finalizing anyone else's is refused (422 foreign_key).
 """
 
@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, get_args
 
-from ingest.build_context import BuildContext
-from ingest.errors import Unprocessable
+from base.client_errors import Unprocessable
 from schemas.builds import (
     OS,
     artifact_key,
@@ -33,6 +32,7 @@ from schemas.builds import (
     validate_file_name,
 )
 from schemas.identity import NAME
+from state.command_context import CommandContext
 from storage.errors import InvalidKey
 from storage.objects import STAGING_PREFIX, validate_key
 
@@ -79,7 +79,9 @@ def text(fields: Mapping[str, object], name: str, *, required: bool) -> str | No
     return value
 
 
-def upload_target(ctx: BuildContext, developer: str, fields: Mapping[str, object]) -> UploadTarget:
+def upload_target(
+    ctx: CommandContext, developer: str, fields: Mapping[str, object]
+) -> UploadTarget:
     """Validate what an upload names (422 naming the field at fault), under a new key of the
     developer's."""
     app = text(fields, "name", required=True)
@@ -144,18 +146,18 @@ def upload_target(ctx: BuildContext, developer: str, fields: Mapping[str, object
     )
 
 
-def _upload_id(ctx: BuildContext, nonce: str, *names: str) -> str:
+def _upload_id(ctx: CommandContext, nonce: str, *names: str) -> str:
     message = "\0".join((nonce, *names)).encode()
     mac = hmac.new(ctx.upload_key, message, hashlib.sha256).hexdigest()[:20]
     return f"{nonce}-{mac}"
 
 
-def _new_key(ctx: BuildContext, developer: str, app: str, version: str, file_name: str) -> str:
+def _new_key(ctx: CommandContext, developer: str, app: str, version: str, file_name: str) -> str:
     upload_id = _upload_id(ctx, secrets.token_hex(8), developer, app, version, file_name)
     return artifact_key(app, version, upload_id, file_name)
 
 
-def issued(ctx: BuildContext, developer: str, target: UploadTarget, s3_key: str) -> UploadTarget:
+def issued(ctx: CommandContext, developer: str, target: UploadTarget, s3_key: str) -> UploadTarget:
     """The target under the build key of `s3_key` (a presign's staging key, or the build key
     an upload answered with), if it was issued to `developer` for it; 422 if not."""
     try:

@@ -20,21 +20,21 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from ingest import upload_commands as commands
-from ingest.auth import Authenticator, Developer
-from ingest.body import media_type, read_json_object, send_json
-from ingest.build_context import BuildContext, object_error
-from ingest.errors import (
+from base.client_errors import (
     BadRequest,
     HutchError,
     PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
 )
+from ingest import upload_commands as commands
 from ingest.upload_targets import UploadTarget, upload_target
-from query import builds as q
+from state import builds_reads as q
+from state.command_context import CommandContext, object_error
 from storage.errors import StorageError
 from storage.objects import StoredObject
+from web.auth import Authenticator, Developer
+from web.body import media_type, read_json_object, send_json
 
 FORM_OVERHEAD = 64 * 1024
 """What a multipart body may carry besides the file: boundaries, headers, small fields."""
@@ -43,7 +43,7 @@ MAX_FIELD_CHARS = 1024
 
 
 class Presign:
-    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -54,7 +54,7 @@ class Presign:
 
 
 class Upload:
-    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 

@@ -18,12 +18,9 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, cast, get_args
 
-from hutch.net_guard import AllowedNetworks, check_url_literal, parse_allowed_networks
-from ingest.build_context import BuildContext, object_error
-from ingest.errors import ConflictError, NotFound, Unprocessable
+from base.client_errors import ConflictError, NotFound, Unprocessable
+from base.net_guard import AllowedNetworks, check_url_literal, parse_allowed_networks
 from ingest.identity_commands import digest
-from ingest.worker_auth import WORKER_TOKEN_PREFIX, Worker
-from query import web_builds as q
 from schemas import build_events as e
 from schemas.builds import (
     BuildPlatform,
@@ -38,8 +35,11 @@ from schemas.builds import (
 from schemas.envelope import Envelope, iso_micros, new_envelope, uuid7
 from schemas.events import EventType
 from schemas.permissions import normalize_permissions
+from state import web_builds_reads as q
+from state.command_context import BUILDS, IDENTITY, CommandContext, object_error
 from storage.errors import StorageError
 from storage.objects import finalize_upload, staging_key
+from web.worker_auth import WORKER_TOKEN_PREFIX, Worker
 
 LOCK = "web-builds"
 MAX_ATTEMPTS = 3
@@ -48,7 +48,7 @@ MAX_ERROR_CHARS = 2000
 REPORTS: tuple[BuildStatus, ...] = ("building", "success", "failed")
 
 
-def _event(ctx: BuildContext, type_: EventType, payload: object, key: str) -> Envelope:
+def _event(ctx: CommandContext, type_: EventType, payload: object, key: str) -> Envelope:
     """Stamped with the command's clock, the one its leases are measured by."""
     return new_envelope(type_, e.encode(payload), key=key, received_at=ctx.clock())
 
@@ -60,7 +60,7 @@ def artifact_key(build: q.WebBuild, attempt: int) -> str:
     return f"web-builds/{build.id}/{attempt}/{name}"
 
 
-def _lease_s(ctx: BuildContext) -> int:
+def _lease_s(ctx: CommandContext) -> int:
     return max(1, ctx.settings.build_lease_s)
 
 
@@ -135,12 +135,11 @@ def validate_request(
 
 
 async def create_build(
-    ctx: BuildContext, developer: str, body: Mapping[str, object]
+    ctx: CommandContext, developer: str, body: Mapping[str, object]
 ) -> dict[str, Any]:
     allowed = parse_allowed_networks(ctx.settings.builder_allow_networks)
     created = validate_request(body, developer, allowed)
-    async with ctx.command_lock(LOCK):
-        await ctx.catch_up()
+    async with ctx.command(LOCK, IDENTITY, BUILDS):
         used = await asyncio.to_thread(
             q.versions_in_use, ctx.db, developer, created.bundle_id, created.platform
         )
@@ -153,8 +152,9 @@ async def create_build(
                     field="version",
                     code="version_not_higher",
                 )
-        await ctx.log.append("builds", [_event(ctx, "build.created.v1", created, created.id)])
-        await ctx.catch_up()
+        await ctx.append(
+            "builds", [_event(ctx, "build.created.v1", created, created.id)], IDENTITY, BUILDS
+        )
     build = await asyncio.to_thread(q.web_build, ctx.db, created.id)
     assert build is not None
     return {"id": build.id, "status": build.status, "createdAt": iso_micros(build.created_at)}
@@ -163,7 +163,7 @@ async def create_build(
 # --- the worker side --------------------------------------------------------------------------
 
 
-def _upload(ctx: BuildContext, build: q.WebBuild, attempt: int) -> dict[str, Any]:
+def _upload(ctx: CommandContext, build: q.WebBuild, attempt: int) -> dict[str, Any]:
     expires_s = _lease_s(ctx) + 300
     key = staging_key(artifact_key(build, attempt))
     return {
@@ -174,12 +174,11 @@ def _upload(ctx: BuildContext, build: q.WebBuild, attempt: int) -> dict[str, Any
     }
 
 
-async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str, Any] | None:
+async def claim(ctx: CommandContext, worker: Worker, platform: object) -> dict[str, Any] | None:
     """The oldest queued (or lapsed) build for `platform`, now held by `worker`; None if the
     queue is empty."""
     wanted = _platform(platform)
-    async with ctx.command_lock(LOCK):
-        await ctx.catch_up()
+    async with ctx.command(LOCK, IDENTITY, BUILDS):
         now = ctx.clock()
         for build in await asyncio.to_thread(q.claimable, ctx.db, wanted, now, 50):
             events: list[Envelope] = []
@@ -193,7 +192,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                         error=f"builder workers stopped responding {build.attempt} times; "
                         "giving up on this build",
                     )
-                    await ctx.log.append(
+                    await ctx.append(
                         "builds", [_event(ctx, "build.status_changed.v1", failed, build.id)]
                     )
                     continue
@@ -212,8 +211,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                 lease_until=now + _lease_s(ctx) * 1_000_000,
             )
             events.append(_event(ctx, "build.claimed.v1", claimed, build.id))
-            await ctx.log.append("builds", events)
-            await ctx.catch_up()
+            await ctx.append("builds", events, IDENTITY, BUILDS)
             return {
                 "claimId": claimed.claim_id,
                 "leaseExpiresAt": iso_micros(claimed.lease_until),
@@ -229,7 +227,7 @@ async def claim(ctx: BuildContext, worker: Worker, platform: object) -> dict[str
                 },
                 "upload": _upload(ctx, build, claimed.attempt),
             }
-        await ctx.catch_up()
+        await ctx.catch_up(IDENTITY, BUILDS)
     return None
 
 
@@ -264,7 +262,7 @@ def _held(build: q.WebBuild | None, build_id: str, worker: Worker, claim_id: str
 
 
 async def report(
-    ctx: BuildContext, worker: Worker, build_id: str, body: Mapping[str, object]
+    ctx: CommandContext, worker: Worker, build_id: str, body: Mapping[str, object]
 ) -> dict[str, Any]:
     """A worker's report on the build it holds: building (renews the lease), success (its
     artifact is already uploaded to the claim's upload URL) or failed (with an error)."""
@@ -287,8 +285,7 @@ async def report(
             )
         except StorageError as exc:
             raise object_error(exc, "artifact", ctx.settings.max_upload_bytes) from None
-    async with ctx.command_lock(LOCK):
-        await ctx.catch_up()
+    async with ctx.command(LOCK, IDENTITY, BUILDS):
         build = _held(
             await asyncio.to_thread(q.web_build, ctx.db, build_id), build_id, worker, claim_id
         )
@@ -308,8 +305,9 @@ async def report(
             artifact_size=stored.size if stored else None,
             artifact_sha256=stored.sha256 if stored else None,
         )
-        await ctx.log.append("builds", [_event(ctx, "build.status_changed.v1", changed, build.id)])
-        await ctx.catch_up()
+        await ctx.append(
+            "builds", [_event(ctx, "build.status_changed.v1", changed, build.id)], IDENTITY, BUILDS
+        )
         latest = await asyncio.to_thread(q.web_build, ctx.db, build_id)
         assert latest is not None
     answer = _state(ctx, latest)
@@ -327,7 +325,7 @@ def _backwards(current: BuildStatus, wanted: BuildStatus) -> ConflictError:
     )
 
 
-def _state(ctx: BuildContext, build: q.WebBuild) -> dict[str, Any]:
+def _state(ctx: CommandContext, build: q.WebBuild) -> dict[str, Any]:
     answer: dict[str, Any] = {"id": build.id, "status": build.status}
     if build.status == "building" and build.lease_until is not None:
         answer["leaseExpiresAt"] = iso_micros(build.lease_until)
@@ -337,24 +335,25 @@ def _state(ctx: BuildContext, build: q.WebBuild) -> dict[str, Any]:
 # --- workers --------------------------------------------------------------------------------
 
 
-async def create_worker(ctx: BuildContext, name: object) -> dict[str, Any]:
+async def create_worker(ctx: CommandContext, name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not 1 <= len(name) <= 64:
         raise Unprocessable("a worker name must be 1 to 64 characters", field="name")
     token = WORKER_TOKEN_PREFIX + secrets.token_hex(32)
     created = e.WorkerCreated(id=uuid7(), name=name, token_hash=digest(token), prefix=token[:10])
-    await ctx.log.append("builds", [_event(ctx, "worker.created.v1", created, created.id)])
-    await ctx.catch_up()
+    await ctx.append(
+        "builds", [_event(ctx, "worker.created.v1", created, created.id)], IDENTITY, BUILDS
+    )
     return {"worker": created.id, "name": name, "token": token}
 
 
-async def revoke_worker(ctx: BuildContext, worker_id: str) -> dict[str, Any]:
-    async with ctx.command_lock(LOCK):
-        await ctx.catch_up()
+async def revoke_worker(ctx: CommandContext, worker_id: str) -> dict[str, Any]:
+    async with ctx.command(LOCK, IDENTITY, BUILDS):
         worker = await asyncio.to_thread(q.worker_by_id, ctx.db, worker_id)
         if worker is None:
             raise NotFound(f"no worker {worker_id!r}")
         if worker.revoked_at is None:
             revoked = e.WorkerRevoked(worker_id)
-            await ctx.log.append("builds", [_event(ctx, "worker.revoked.v1", revoked, worker_id)])
-            await ctx.catch_up()
+            await ctx.append(
+                "builds", [_event(ctx, "worker.revoked.v1", revoked, worker_id)], IDENTITY, BUILDS
+            )
     return {"revoked": worker_id}

@@ -13,14 +13,14 @@ import falcon
 import falcon.asgi
 
 from ingest import web_build_commands as commands
-from ingest.auth import Authenticator
-from ingest.body import read_json_object, send_json
-from ingest.build_context import BuildContext
-from ingest.worker_auth import WorkerAuth
+from state.command_context import CommandContext
+from web.auth import Authenticator
+from web.body import read_json_object, send_json
+from web.worker_auth import WorkerAuth
 
 
 class BuildCommands:
-    def __init__(self, ctx: BuildContext, auth: Authenticator) -> None:
+    def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
         self._auth = auth
 
@@ -31,7 +31,7 @@ class BuildCommands:
 
 
 class WorkerClaim:
-    def __init__(self, ctx: BuildContext, workers: WorkerAuth) -> None:
+    def __init__(self, ctx: CommandContext, workers: WorkerAuth) -> None:
         self._ctx = ctx
         self._workers = workers
 
@@ -46,7 +46,7 @@ class WorkerClaim:
 
 
 class WorkerReport:
-    def __init__(self, ctx: BuildContext, workers: WorkerAuth) -> None:
+    def __init__(self, ctx: CommandContext, workers: WorkerAuth) -> None:
         self._ctx = ctx
         self._workers = workers
 

@@ -1,1 +1,2 @@
-"""Consumers that turn log records into read-model rows, one module per projection."""
+"""Consumers that turn log records into ClickHouse rows, one module per projection, with
+the runner that writes them exactly once and the compiled span transform."""

@@ -13,12 +13,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from projections.base import Rows
+from projections.interface import Rows
 from projections.telemetry import clickhouse_micros
 from schemas.clickhouse import load
 from schemas.events import Topic
-from schemas.flag_events import decode
-from schemas.flags import number_text
+from schemas.flags.definitions import number_text
+from schemas.flags.events import decode
 from storage.log import Record
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from ingest.otlp_codec import BadRequest, UnsupportedMediaType
-from ingest.otlp_rules import Signal
+from schemas.otlp.decoding import Undecodable, UnsupportedBody
+from schemas.otlp.rules import Signal
 from storage.log import Record
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def decoded(
     """flatten(request, app) for each record, in order; a record that cannot be decoded or
     flattened is logged with its position and skipped, never raised.
 
-    Ingest acknowledges only requests that ingest.otlp_codec.decode_request reads, the
+    Ingest acknowledges only requests that schemas.otlp.decoding.decode_request reads, the
     decoder `decode` uses, so a skip means a record from before that check or a defect:
     tests/test_otlp_acknowledged.py holds every accepted request to its rows."""
     rows: list[Row] = []
@@ -184,7 +184,7 @@ def decoded(
         try:
             request = decode(signal, envelope.payload, envelope.content_type)
             rows.extend(flatten(request, envelope.app or ""))
-        except (BadRequest, UnsupportedMediaType) as exc:
+        except (Undecodable, UnsupportedBody) as exc:
             _skip(record, str(exc))
         except Exception as exc:  # a poison record must not stop the projection
             log.exception("skipping OTLP record that cannot be flattened")

@@ -8,12 +8,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ingest.otlp_rules import log_problem
-from projections.base import Rows
+from projections.interface import Rows
 from projections.otel_common import attributes, columns, datetime64_9, decoded, hex_id, value_string
 from projections.otel_raw import decode_raw, raw_attributes
 from schemas.clickhouse import load
 from schemas.events import Topic
+from schemas.otlp.rules import log_problem
 from storage.log import Record
 
 LOGS = "otel_logs"

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from projections.base import Rows
+from projections.interface import Rows
 from projections.otel_common import (
     attributes,
     columns,

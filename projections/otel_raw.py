@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from ingest.otlp_codec import REQUESTS, decode_request
-from ingest.otlp_rules import Signal
 from projections.otel_common import value_string
+from schemas.otlp.decoding import REQUESTS, decode_request
+from schemas.otlp.rules import Signal
 
 _KEY_VALUE = ".opentelemetry.proto.common.v1.KeyValue"
 _SERVICES: dict[Signal, FileDescriptor] = {
@@ -72,7 +72,7 @@ _key = itemgetter(0)
 
 def decode_raw(signal: Signal, payload: bytes, content_type: str) -> Message:
     """A stored request, with raw item attributes, read by the decoder ingest checked it
-    with (ingest.otlp_codec.decode_request). Raises BadRequest when it cannot be decoded,
+    with (schemas.otlp.decoding.decode_request). Raises BadRequest when it cannot be decoded,
     UnsupportedMediaType for a content type that is not OTLP."""
     return decode_request(signal, payload, content_type, RAW_REQUESTS[signal])
 

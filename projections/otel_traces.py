@@ -22,10 +22,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ingest.otlp_codec import decode_request, encoding_of
-from ingest.otlp_rules import Signal, span_problem
 from projections import rowbinary
-from projections.base import Rows
+from projections.interface import Rows
 from projections.otel_common import (
     attributes,
     columns,
@@ -39,6 +37,8 @@ from projections.otel_raw import decode_raw, key_value, raw_attributes
 from schemas.clickhouse import load
 from schemas.envelope import PROTOBUF
 from schemas.events import Topic
+from schemas.otlp.decoding import decode_request, encoding_of
+from schemas.otlp.rules import Signal, span_problem
 from storage.analytics.protocol import RowBinary
 from storage.log import Record
 

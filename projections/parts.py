@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
-from projections.base import AnalyticsProjection, Columns, EngineProjection, Rows
+from projections.interface import AnalyticsProjection, Columns, EngineProjection, Rows
 from projections.sink import Part, TableRows
 from storage.analytics import Analytics
 from storage.analytics.protocol import EngineInsert, RowBinary

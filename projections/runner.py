@@ -33,9 +33,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, cast
 
-from hutch.metrics import LAG, PROJECTED
+from base.prometheus import LAG, PROJECTED
 from projections import sink
-from projections.base import AnalyticsProjection, EngineProjection, Rows
+from projections.interface import AnalyticsProjection, EngineProjection, Rows
 from projections.parts import LinesPart, RecordsPart, cut
 from projections.sink import Part
 from storage.analytics import Analytics

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from projections.base import JSON_LINES_SETTINGS, Rows, json_lines_structure
+from projections.interface import JSON_LINES_SETTINGS, Rows, json_lines_structure
 from schemas.clickhouse import load
 from schemas.events import TELEMETRY_KINDS, Topic
 from storage.analytics.protocol import EngineInsert

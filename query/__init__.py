@@ -1,1 +1,2 @@
-"""The read side: listings, lookups, pagination and SQL over the read models."""
+"""The read side: Falcon resources for listings, lookups, pagination and SQL over the read
+models."""

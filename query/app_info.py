@@ -9,7 +9,7 @@ Its answer may be cached for 5 minutes (Cache-Control), and this process keeps i
 checking on each hit, with one indexed lookup, that no newer build has been uploaded since:
 an upload handled by any other process invalidates it at once. The signed URL in it is valid
 for an hour, so a cached copy never hands out a dead link. On every answer, cached or not,
-the build's object is checked against its record (ingest/downloads.py `check_stored`): bytes
+the build's object is checked against its record (state/builds_reads.py `check_stored`): bytes
 that no longer hash to the recorded SHA-256 are a 409, and no URL to them is handed out.
 """
 
@@ -24,18 +24,17 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.downloads import check_stored
-from ingest.errors import NotFound
-from ingest.icons import IMAGE_PREFIX, image_url
-from query import builds as q
-from query import identity as qi
-from query.params import limit, offset
+from base.client_errors import NotFound
+from schemas.builds import IMAGE_PREFIX, image_url
 from schemas.envelope import iso_micros, micros_to_datetime, now_micros
+from state import builds_reads as q
+from state import identity_reads as qi
 from storage.errors import InvalidKey
 from storage.errors import NotFound as MissingObject
 from storage.objects import ObjectStore, validate_key
 from storage.relational import Relational
+from web.auth import Authenticator
+from web.query_string import limit, offset
 
 CACHE_S = 300
 DOWNLOAD_URL_EXPIRES_S = 3600
@@ -106,7 +105,7 @@ class AppInfo:
                 raise NotFound(f"no app named {id!r}", field="id")
             raise NotFound(f"{id} has no builds yet", field="id", code="no_builds")
         build, body = answer
-        await check_stored(self._objects, build)
+        await q.check_stored(self._objects, build)
         resp.cache_control = ["public", f"max-age={CACHE_S}"]
         resp.content_type = falcon.MEDIA_JSON
         resp.data = body

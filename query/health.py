@@ -11,6 +11,9 @@ import falcon.asgi
 import orjson
 
 from schemas.envelope import uuid7
+from storage.analytics import Analytics
+from storage.log import EventLog
+from storage.relational import Relational
 
 Check = Callable[[], Awaitable[str]]
 TIMEOUT_S = 2.0
@@ -44,3 +47,25 @@ class Health:
                 "stores": stores,
             }
         )
+
+
+def store_checks(log: EventLog, db: Relational, analytics: Analytics | None) -> Health:
+    """Health over the stores a process holds: the log, the relational store and, where the
+    process has it, the analytics store."""
+
+    async def log_check() -> str:
+        await log.end_offset("apps", 0)
+        return "ok"
+
+    async def relational() -> str:
+        return await asyncio.to_thread(db.ping)
+
+    checks: dict[str, Check] = {"log": log_check, "relational": relational}
+    if analytics is not None:
+        store = analytics
+
+        async def analytics_check() -> str:
+            return await asyncio.to_thread(store.ping)
+
+        checks["analytics"] = analytics_check
+    return Health(checks)

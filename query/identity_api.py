@@ -8,11 +8,11 @@ import asyncio
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.errors import HutchError
-from query import identity as q
+from base.client_errors import HutchError
 from schemas.envelope import iso_micros, now_micros
+from state import identity_reads as q
 from storage.relational import Relational
+from web.auth import Authenticator
 
 
 class AppListing:

@@ -22,11 +22,11 @@ from typing import Any
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.body import media_type, read_body
-from ingest.errors import BadRequest, TooManyRequests, UnsupportedMediaType
+from base.client_errors import BadRequest, TooManyRequests, UnsupportedMediaType
 from query.sql_guard import Refused
 from query.sql_scope import ScopedSql, SqlError
+from web.auth import Authenticator
+from web.body import media_type, read_body
 
 MAX_BODY = 64 * 1024
 MAX_PARAMS = 100

@@ -9,12 +9,12 @@ from typing import Any
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.errors import BadRequest
-from query import params
+from base.client_errors import BadRequest
 from schemas.envelope import iso_micros
 from schemas.events import TELEMETRY_KINDS
 from storage.analytics import Analytics
+from web import query_string as params
+from web.auth import Authenticator
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000

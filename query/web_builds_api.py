@@ -15,13 +15,13 @@ from typing import Any
 import falcon.asgi
 import orjson
 
-from ingest.auth import Authenticator
-from ingest.errors import NotFound
-from query import web_builds as q
-from query.params import limit, offset
+from base.client_errors import NotFound
 from schemas.envelope import iso_micros, now_micros
+from state import web_builds_reads as q
 from storage.objects import ObjectStore
 from storage.relational import Relational
+from web.auth import Authenticator
+from web.query_string import limit, offset
 
 DOWNLOAD_URL_EXPIRES_S = 3600
 

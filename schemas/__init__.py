@@ -1,1 +1,2 @@
-"""Data definitions only: the event envelope, event types, DDL and migrations. No I/O."""
+"""Data definitions only: the event envelope, event types, the OTLP wire format, DDL,
+migrations and the OpenAPI document. No I/O."""

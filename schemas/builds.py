@@ -315,3 +315,11 @@ def validate_bundle_id(value: str, platform: BuildPlatform = "android") -> str:
         if platform == "android" and segment in _JAVA_KEYWORDS:
             raise ValueError(f"bundleId segment {segment!r} is a Java keyword")
     return value
+
+
+IMAGE_PREFIX = "img/"
+"""Object keys of app icons and other images (served at /api/img/{key})."""
+
+
+def image_url(public_url: str, object_key: str) -> str:
+    return f"{public_url.rstrip('/')}/api/img/{object_key.removeprefix(IMAGE_PREFIX)}"

@@ -12,6 +12,8 @@ from storage.analytics.chdb import ChdbAnalytics
 from storage.errors import Unavailable
 from tests.conformance.analytics import AnalyticsConformance, create, engine_insert, lines
 
+pytestmark = pytest.mark.integration
+
 
 class TestChdbAnalytics(AnalyticsConformance):
     @pytest.fixture

@@ -1,7 +1,7 @@
 """The ClickHouse server adapter passes the analytics conformance suite.
 
-It runs against tests/clickhouse_standin.py (ClickHouse's HTTP interface in front of chDB, in
-a process of its own) always, and against a real server too when CLICKHOUSE_URL is set
+It runs against tests/support/clickhouse_standin.py (ClickHouse's HTTP interface in front of
+chDB, in a process of its own) always, and against a real server too when CLICKHOUSE_URL is set
 (`clickhouse://user:pw@host:8123/db`). No ClickHouse server can be installed on the machines
 these tests run on, so that variant is skipped when the variable is unset, even under CI=true:
 the stand-in is what CI exercises.
@@ -10,16 +10,11 @@ the stand-in is what CI exercises.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hutch.wiring import open_analytics
@@ -27,53 +22,11 @@ from storage.analytics import Analytics
 from storage.analytics.clickhouse import ClickHouseAnalytics, ClickHouseConfig
 from storage.errors import BadQuery, Unavailable
 from tests.conformance.analytics import AnalyticsConformance, columns, create
-from tests.conftest import free_port, make_settings
+from tests.support.clickhouse import DATABASE, PASSWORD, USER, StandIn
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
-STANDIN = Path(__file__).with_name("clickhouse_standin.py")
-USER, PASSWORD, DATABASE = "hutch", "pa:ss@w%rd", "hutch_test"
-
-
-@dataclass
-class StandIn:
-    """A stand-in server process on a fixed port and data directory: it can be stopped and
-    started again in place."""
-
-    port: int
-    data: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"clickhouse://{USER}:pa%3Ass%40w%25rd@127.0.0.1:{self.port}/{DATABASE}"
-
-    def start(self) -> None:
-        log = self.data / "standin.log"
-        argv = [sys.executable, str(STANDIN), "--port", str(self.port)]
-        argv += ["--path", str(self.data / "db"), "--user", USER, "--password", PASSWORD]
-        argv += ["--database", DATABASE]
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ping", timeout=1).text == "Ok.\n":
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the stand-in did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

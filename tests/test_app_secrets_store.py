@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from hutch.settings import Settings
+from base.settings import Settings
 from hutch.wiring import open_relational
-from query import identity as q
 from schemas.envelope import now_micros
+from state import identity_reads as q
 from storage.relational import Relational
 from storage.relational.migrations import migration_files, statements
-from tests.conftest import make_settings
-from tests.helpers import hutch
+from tests.support.admin import hutch
+from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.integration
 
 
 def _live(settings: Settings, secrets: list[str]) -> list[bool]:

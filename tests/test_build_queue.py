@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from base.client_errors import ConflictError
 from hutch.runtime import Runtime
 from ingest import web_build_commands as commands
-from ingest.build_context import BuildContext
-from ingest.errors import ConflictError
-from ingest.worker_auth import Worker
-from query import web_builds as q
-from tests.conftest import make_settings
+from state import web_builds_reads as q
+from state.command_context import CommandContext
+from tests.support.settings import make_settings
+from web.worker_auth import Worker
+
+pytestmark = pytest.mark.integration
 
 LEASE_S = 60
 SECOND = 1_000_000
@@ -50,14 +52,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ctx(runtime: Runtime, clock: Clock) -> BuildContext:
-    return dataclasses.replace(runtime.builds, clock=clock)
+def ctx(runtime: Runtime, clock: Clock) -> CommandContext:
+    return dataclasses.replace(runtime.command_context, clock=clock)
 
 
 A, B, C = (Worker(f"w-{n}", n) for n in "abc")
 
 
-async def _create(ctx: BuildContext, version: str = "1.0.0", platform: str = "android") -> str:
+async def _create(ctx: CommandContext, version: str = "1.0.0", platform: str = "android") -> str:
     body = {
         "url": "https://example.com/",
         "name": "Example",
@@ -78,7 +80,7 @@ async def _types(runtime: Runtime, build_id: str) -> list[str]:
 
 
 async def test_a_lapsed_lease_is_requeued_and_the_old_worker_loses_it(
-    runtime: Runtime, ctx: BuildContext, clock: Clock
+    runtime: Runtime, ctx: CommandContext, clock: Clock
 ) -> None:
     build_id = await _create(ctx)
     first = await commands.claim(ctx, A, "android")
@@ -119,7 +121,7 @@ async def test_a_lapsed_lease_is_requeued_and_the_old_worker_loses_it(
     assert (now.status, now.worker, now.attempt) == ("building", B.id, 2)
 
 
-async def test_reports_renew_the_lease(runtime: Runtime, ctx: BuildContext, clock: Clock) -> None:
+async def test_reports_renew_the_lease(runtime: Runtime, ctx: CommandContext, clock: Clock) -> None:
     build_id = await _create(ctx)
     held = await commands.claim(ctx, A, "android")
     assert held is not None
@@ -134,7 +136,7 @@ async def test_reports_renew_the_lease(runtime: Runtime, ctx: BuildContext, cloc
 
 
 async def test_a_build_whose_workers_keep_vanishing_fails(
-    runtime: Runtime, ctx: BuildContext, clock: Clock
+    runtime: Runtime, ctx: CommandContext, clock: Clock
 ) -> None:
     build_id = await _create(ctx)
     for attempt in range(1, commands.MAX_ATTEMPTS + 1):
@@ -151,7 +153,7 @@ async def test_a_build_whose_workers_keep_vanishing_fails(
     assert build.completed_at == clock()
 
 
-async def test_concurrent_claims_never_share_a_build(ctx: BuildContext) -> None:
+async def test_concurrent_claims_never_share_a_build(ctx: CommandContext) -> None:
     made = {await _create(ctx, version=f"1.0.{i}") for i in range(5)}
     workers = [Worker(f"w-{i}", f"racer {i}") for i in range(12)]
     claims = await asyncio.gather(*(commands.claim(ctx, w, "android") for w in workers))
@@ -160,7 +162,7 @@ async def test_concurrent_claims_never_share_a_build(ctx: BuildContext) -> None:
     assert claims.count(None) == 7
 
 
-async def test_claims_are_per_platform_and_oldest_first(ctx: BuildContext, clock: Clock) -> None:
+async def test_claims_are_per_platform_and_oldest_first(ctx: CommandContext, clock: Clock) -> None:
     ios = await _create(ctx, platform="ios")
     clock.advance(1)
     older = await _create(ctx, version="2.0.0")
@@ -172,7 +174,7 @@ async def test_claims_are_per_platform_and_oldest_first(ctx: BuildContext, clock
     assert (await commands.claim(ctx, A, "ios") or {})["build"]["id"] == ios
 
 
-async def test_failed_versions_can_be_built_again(ctx: BuildContext) -> None:
+async def test_failed_versions_can_be_built_again(ctx: CommandContext) -> None:
     """A failed build did not use its version: the same version may be queued again."""
     build_id = await _create(ctx, version="4.0.0")
     held = await commands.claim(ctx, C, "android")
@@ -186,8 +188,8 @@ async def test_failed_versions_can_be_built_again(ctx: BuildContext) -> None:
 
 
 def test_replay_rebuilds_the_builds_tables(tmp_path: Path) -> None:
-    from tests.conftest import make_settings
-    from tests.helpers import hutch
+    from tests.support.admin import hutch
+    from tests.support.settings import make_settings
 
     data = make_settings(tmp_path / "data")
     code, worker = hutch(data, "worker", "create", "box")

@@ -9,8 +9,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from hutch.builder.manifest import Icon, Page, best_icon, parse_color, parse_html, parse_manifest
-from hutch.builder.twa import ANDROID_NS, TwaSpec, project_files, project_zip, spec_for
+from builder.manifest import Icon, Page, best_icon, parse_color, parse_html, parse_manifest
+from builder.twa import ANDROID_NS, TwaSpec, project_files, project_zip, spec_for
 
 A = f"{{{ANDROID_NS}}}"
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from hutch.builder.webapp import BuildFailed, FetchPolicy, build_android_project
-from hutch.net_guard import parse_allowed_networks
-from tests.local_https import Handler, https_server, make_tls
+from base.net_guard import parse_allowed_networks
+from builder.webapp import BuildFailed, FetchPolicy, build_android_project
+from tests.support.local_https import Handler, https_server, make_tls
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("trustme")
 

@@ -11,16 +11,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from projections.builds import BuildsProjection, counts, utc_day
-from projections.relational import apply_batch
-from query import builds as q
 from query.app_info import CACHE_S, AppInfo
 from schemas import build_events as e
 from schemas.envelope import new_envelope
 from schemas.events import EventType
+from state import builds_reads as q
+from state.builds import BuildsProjection, counts, utc_day
+from state.relational import apply_batch
 from storage.log import Record
 from storage.objects.filesystem import FilesystemObjectStore
 from storage.relational.sqlite import SQLiteRelational
+
+pytestmark = pytest.mark.integration
 
 SECOND = 1_000_000
 T0 = 1_800_000_000 * SECOND  # 2027-01-15T08:00:00Z

@@ -15,9 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import free_port, make_settings
-from tests.helpers import developer_with_app, kill_tree
-from tests.test_serve import Served
+from tests.support.admin import developer_with_app
+from tests.support.processes import kill_tree
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from base.settings import OPTIONS, Settings, url_scheme
 from hutch.cli import _parser
-from hutch.settings import OPTIONS, Settings, url_scheme
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ("kafka", "clickhouse", "postgres")

@@ -27,9 +27,13 @@ import httpx
 import orjson
 import pytest
 
-from hutch.settings import Settings
-from tests.conftest import free_port, make_settings
-from tests.helpers import developer_with_app, eventually, kill_tree, list_all
+from base.settings import Settings
+from tests.support.admin import developer_with_app
+from tests.support.processes import kill_tree
+from tests.support.responses import list_all
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import NotInTime, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -138,28 +142,28 @@ class Tree:
             )
 
     def _healthy_within(self, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def settled() -> str | None:
             if process.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        return False
+                return "exited"
+            healthy = httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
+            return "healthy" if healthy else None
+
+        try:
+            answer = eventually(settled, timeout_s, ignoring=(httpx.HTTPError,))
+        except NotInTime:
+            return False
+        return answer == "healthy"
 
 
 def inserting(spool: Path, timeout_s: float = 2.0) -> None:
     """Return once the projector is inserting into chDB (it inserts from a spool file, there
     while the insert runs), or after `timeout_s`: every other kill lands mid-insert."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if any(entry.name.endswith(".spool") for entry in os.scandir(spool)):
-                return
-        time.sleep(0.0005)
+
+    def spooling() -> bool:
+        return any(entry.name.endswith(".spool") for entry in os.scandir(spool))
+
+    with contextlib.suppress(NotInTime):
+        eventually(spooling, timeout_s, interval_s=0.0005, ignoring=(OSError,))
 
 
 def projected_numbers(url: str, token: str) -> list[int]:

@@ -13,9 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builds_support import bearer, direct_upload, follow, json_of
-from tests.conftest import Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of, eventually
+from tests.support.admin import developer_with_app
+from tests.support.builds import bearer, direct_upload, follow, json_of
+from tests.support.responses import error_of
+from tests.support.servers import Server, serve_in_thread
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 

@@ -25,6 +25,9 @@ from schemas.envelope import Envelope, new_envelope
 from schemas.telemetry import parse_event
 from storage.analytics.chdb import ChdbAnalytics
 from storage.log.sqlite import SQLiteLog
+from tests.support.waiting import eventually_async
+
+pytestmark = pytest.mark.integration
 
 ROWS = (
     "SELECT toString(id), app, toString(received_at), toString(kind), version, bits, "
@@ -149,11 +152,10 @@ async def test_a_crash_after_an_engine_write_leaves_no_duplicates(stores: Any) -
     )
     task = asyncio.create_task(runner.run(stop))
     count = f"SELECT count(), uniqExact(id) FROM {TABLE}"
-    for _ in range(200):
-        if analytics.query(count).rows[0] == [40, 40]:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await task
-    assert analytics.query(count).rows[0] == [40, 40]
+    try:
+        await eventually_async(lambda: analytics.query(count).rows[0] == [40, 40], timeout_s=15)
+    finally:
+        stop.set()
+        await task
+    assert analytics.query(count).rows[0] == [40, 40]  # and nothing more once it stopped
     assert await log.consumer(group_name(projection), projection.topics).lag() == 0

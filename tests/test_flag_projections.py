@@ -6,14 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from projections.flag_evaluations import TABLE, transform
 from schemas.envelope import new_envelope
-from schemas.flag_events import FlagDefined, FlagEvaluations, encode
+from schemas.flags.events import FlagDefined, FlagEvaluations, encode
 from storage.analytics.chdb import ChdbAnalytics
 from storage.log import Record
-from tests.conftest import make_settings
-from tests.helpers import hutch
+from tests.support.admin import hutch
+from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.integration
 
 
 def record(offset: int, type_: str, payload: bytes, app: str = "app-1") -> Record:

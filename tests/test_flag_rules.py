@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from query.flag_evaluation import evaluate
-from query.ofrep import ofrep_bulk, ofrep_single, parse_error
-from schemas.flag_reports import (
+from query.flags.ofrep import ofrep_bulk, ofrep_single, parse_error
+from query.flags.resolution import resolve
+from schemas.flags.definitions import FlagDefinition, FlagError, flag_to_json, parse_flag
+from schemas.flags.evaluations import (
     MAX_EVALUATIONS,
     EvaluationReport,
     parse_evaluations,
     report_to_json,
 )
-from schemas.flags import FlagDefinition, FlagError, flag_to_json, parse_flag
 
 FULL: dict[str, Any] = {
     "name": "new_dashboard",
@@ -244,46 +244,46 @@ def test_reports_are_capped_per_request() -> None:
     assert caught.value.field == "evaluations"
 
 
-# Evaluation ---------------------------------------------------------------------------------
+# Resolution ---------------------------------------------------------------------------------
 
 
 def test_disabled_flag_is_off_whatever_the_rules() -> None:
     defn = parse_flag(with_change("enabled", False))
-    result = evaluate(defn, {"email": "a@example.com", "userId": "1"})
+    result = resolve(defn, {"email": "a@example.com", "userId": "1"})
     assert (result.enabled, result.variant, result.reason) == (False, None, "DISABLED")
 
 
 def test_flag_on_for_everyone_is_static() -> None:
-    result = evaluate(flag(), {})
+    result = resolve(flag(), {})
     assert (result.enabled, result.reason) == (True, "STATIC")
 
 
 def test_first_matching_rule_decides_and_serves_its_variant() -> None:
     defn = parse_flag(FULL)
-    staff = evaluate(defn, {"email": "Ann@EXAMPLE.com", "appVersion": "1.0.0"})
+    staff = resolve(defn, {"email": "Ann@EXAMPLE.com", "appVersion": "1.0.0"})
     assert (staff.enabled, staff.variant, staff.reason, staff.rule) == (
         True,
         "staff",
         "TARGETING_MATCH",
         0,
     )
-    old = evaluate(defn, {"email": "bob@other.org", "appVersion": "1.9.9", "userId": "7"})
+    old = resolve(defn, {"email": "bob@other.org", "appVersion": "1.9.9", "userId": "7"})
     assert (old.enabled, old.variant, old.reason, old.rule) == (False, None, "TARGETING_MATCH", 1)
 
 
 def test_zero_weight_variant_is_never_drawn() -> None:
     defn = parse_flag(with_change("rollout", 100))
-    drawn = {evaluate(defn, {"userId": str(i)}).variant for i in range(2000)}
+    drawn = {resolve(defn, {"userId": str(i)}).variant for i in range(2000)}
     assert drawn == {"blue", "green"}
 
 
 def test_unmatched_rules_fall_through_to_the_flag_rollout() -> None:
     only_x = {"contextName": "c", "operator": "IN", "values": ["x"]}
     everyone = flag(rules=[{"constraints": [only_x], "rollout": 0}])
-    result = evaluate(everyone, {"c": "y"})
+    result = resolve(everyone, {"c": "y"})
     assert (result.enabled, result.reason, result.rule) == (True, "DEFAULT", None)
     partial = flag(rollout=50)
-    assert evaluate(partial, {"userId": "1"}).reason == "SPLIT"
+    assert resolve(partial, {"userId": "1"}).reason == "SPLIT"
 
 
 def test_a_rule_is_final_even_outside_its_rollout() -> None:
@@ -295,32 +295,32 @@ def test_a_rule_is_final_even_outside_its_rollout() -> None:
         {"constraints": [], "rollout": 100},
     ]
     defn = flag(rules=rules)
-    outcomes = [evaluate(defn, {"plan": "pro", "userId": str(i)}) for i in range(300)]
+    outcomes = [resolve(defn, {"plan": "pro", "userId": str(i)}) for i in range(300)]
     assert {o.rule for o in outcomes} == {0}
     assert sum(o.enabled for o in outcomes) < 20
 
 
 def test_a_draw_without_a_stickiness_key_is_an_error_not_a_coin_toss() -> None:
-    result = evaluate(flag(rollout=40), {"country": "NO"})
+    result = resolve(flag(rollout=40), {"country": "NO"})
     assert (result.enabled, result.reason, result.error_code) == (
         False,
         "ERROR",
         "TARGETING_KEY_MISSING",
     )
     # 0 and 100 need no key, nor does a single weighted variant.
-    assert evaluate(flag(rollout=100), {}).enabled is True
-    assert evaluate(flag(rollout=0), {}).enabled is False
+    assert resolve(flag(rollout=100), {}).enabled is True
+    assert resolve(flag(rollout=0), {}).enabled is False
     single = flag(variants=[{"name": "only", "weight": 3}, {"name": "never", "weight": 0}])
-    assert evaluate(single, {}).variant == "only"
+    assert resolve(single, {}).variant == "only"
     two = flag(variants=[{"name": "a", "weight": 1}, {"name": "b", "weight": 1}])
-    assert evaluate(two, {}).error_code == "TARGETING_KEY_MISSING"
+    assert resolve(two, {}).error_code == "TARGETING_KEY_MISSING"
 
 
 def test_targeting_key_buckets_like_user_id() -> None:
     defn = flag(rollout=50, variants=[{"name": "a", "weight": 1}, {"name": "b", "weight": 2}])
     for i in range(200):
-        by_user = evaluate(defn, {"userId": f"u{i}"})
-        by_targeting_key = evaluate(defn, {"targetingKey": f"u{i}"})
+        by_user = resolve(defn, {"userId": f"u{i}"})
+        by_targeting_key = resolve(defn, {"targetingKey": f"u{i}"})
         assert (by_user.enabled, by_user.variant) == (
             by_targeting_key.enabled,
             by_targeting_key.variant,
@@ -331,15 +331,15 @@ def test_user_id_wins_over_targeting_key_and_session_id() -> None:
     defn = flag(rollout=50)
     keys = [f"k{i}" for i in range(100)]
     for key in keys:
-        expected = evaluate(defn, {"userId": key}).enabled
+        expected = resolve(defn, {"userId": key}).enabled
         mixed = {"userId": key, "targetingKey": "other", "sessionId": "other"}
-        assert evaluate(defn, mixed).enabled is expected
+        assert resolve(defn, mixed).enabled is expected
 
 
 def test_numbers_and_booleans_in_context_are_compared_as_text() -> None:
     defn = flag(rollout=50)
     for i in range(100):
-        assert evaluate(defn, {"userId": i}).enabled is evaluate(defn, {"userId": str(i)}).enabled
+        assert resolve(defn, {"userId": i}).enabled is resolve(defn, {"userId": str(i)}).enabled
     flags = flag(
         rollout=0,
         rules=[
@@ -351,22 +351,22 @@ def test_numbers_and_booleans_in_context_are_compared_as_text() -> None:
             }
         ],
     )
-    assert evaluate(flags, {"beta": True, "build": 12.0}).enabled is True
-    assert evaluate(flags, {"beta": False, "build": 12}).enabled is False
+    assert resolve(flags, {"beta": True, "build": 12.0}).enabled is True
+    assert resolve(flags, {"beta": False, "build": 12}).enabled is False
 
 
 def test_evaluation_is_deterministic() -> None:
     defn = parse_flag(with_change("rules", []))
     contexts = [{"userId": f"user-{i}", "noise": i} for i in range(500)]
-    first = [evaluate(defn, c) for c in contexts]
-    again = [evaluate(defn, {"userId": c["userId"]}) for c in reversed(contexts)]
+    first = [resolve(defn, c) for c in contexts]
+    again = [resolve(defn, {"userId": c["userId"]}) for c in reversed(contexts)]
     assert first == list(reversed(again))
 
 
 def test_rollout_share_and_nesting_follow_the_percentage() -> None:
     keys = [f"user-{i}" for i in range(10_000)]
-    ten = {k for k in keys if evaluate(flag(rollout=10), {"userId": k}).enabled}
-    thirty = {k for k in keys if evaluate(flag(rollout=30), {"userId": k}).enabled}
+    ten = {k for k in keys if resolve(flag(rollout=10), {"userId": k}).enabled}
+    thirty = {k for k in keys if resolve(flag(rollout=30), {"userId": k}).enabled}
     assert 900 <= len(ten) <= 1100
     assert 2_800 <= len(thirty) <= 3_200
     # Raising a rollout only adds users: nobody who had the flag loses it.
@@ -381,7 +381,7 @@ def test_variant_shares_follow_the_weights() -> None:
             {"name": "c", "weight": 500},
         ]
     )
-    counts = Counter(evaluate(defn, {"userId": f"user-{i}"}).variant for i in range(10_000))
+    counts = Counter(resolve(defn, {"userId": f"user-{i}"}).variant for i in range(10_000))
     assert 1_800 <= counts["a"] <= 2_200
     assert 2_750 <= counts["b"] <= 3_250
     assert 4_700 <= counts["c"] <= 5_300
@@ -469,15 +469,15 @@ def test_ofrep_bulk_mixes_successes_and_failures_sorted_by_key() -> None:
 def test_ofrep_matches_local_evaluation() -> None:
     defn = parse_flag(with_change("rules", []))
     for i in range(200):
-        local = evaluate(defn, {"targetingKey": f"t{i}"})
+        local = resolve(defn, {"targetingKey": f"t{i}"})
         _, body = ofrep_single(defn, defn.name, {"targetingKey": f"t{i}"})
         assert body["variant"] == (local.variant or "disabled")
 
 
 def test_empty_custom_stickiness_value_counts_as_missing() -> None:
     defn = flag(rollout=50, stickiness="tenant")
-    assert evaluate(defn, {"tenant": ""}).error_code == "TARGETING_KEY_MISSING"
-    assert evaluate(defn, {"tenant": "acme", "userId": ""}).error_code is None
+    assert resolve(defn, {"tenant": ""}).error_code == "TARGETING_KEY_MISSING"
+    assert resolve(defn, {"tenant": "acme", "userId": ""}).error_code is None
 
 
 def test_ofrep_serves_object_values() -> None:

@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, eventually
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

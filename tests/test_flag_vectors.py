@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from query.flag_evaluation import evaluate, normalized_hash, select_variant
-from schemas.flags import FlagDefinition, FlagError, Variant, parse_flag
+from query.flags.resolution import normalized_hash, resolve, select_variant
+from schemas.flags.definitions import FlagDefinition, FlagError, Variant, parse_flag
 
 
 def flag(name: str, **fields: object) -> FlagDefinition:
@@ -52,7 +52,7 @@ def test_flexible_rollout_vectors(
     name: str, rollout: int, stickiness: str, context: dict[str, object], expected: bool
 ) -> None:
     defn = flag(name, rollout=rollout, stickiness=stickiness)
-    assert evaluate(defn, context).enabled is expected
+    assert resolve(defn, context).enabled is expected
 
 
 # 12-custom-stickiness.json: stickiness on a custom context field, in `properties`.
@@ -69,7 +69,7 @@ def test_custom_stickiness_rollout_vectors(context: dict[str, object], expected:
     defn = flag(
         "Feature.flexible.rollout.custom.stickiness_50", rollout=50, stickiness="customField"
     )
-    assert evaluate(defn, context).enabled is expected
+    assert resolve(defn, context).enabled is expected
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_custom_stickiness_variant_vectors(field: str, variant: str) -> None:
         stickiness="customField",
         variants=[{"name": c, "weight": 25} for c in colours],
     )
-    result = evaluate(defn, {"properties": {"customField": field}})
+    result = resolve(defn, {"properties": {"customField": field}})
     assert (result.enabled, result.variant) == (True, variant)
 
 
@@ -112,7 +112,7 @@ VARIANTS_08 = {
 def test_variant_vectors(name: str, user: str, variant: str) -> None:
     weights = VARIANTS_08[name]
     variants = [{"name": f"variant{i + 1}", "weight": w} for i, w in enumerate(weights)]
-    result = evaluate(flag(name, variants=variants), {"userId": user})
+    result = resolve(flag(name, variants=variants), {"userId": user})
     assert (result.enabled, result.variant) == (True, variant)
 
 
@@ -126,21 +126,21 @@ def test_variant_override_vectors_as_a_rule(user: str) -> None:
     }
     defn = flag("Feature.Variants.override.D", variants=variants, rules=[rule])
     expected = "variant2" if user == "388" else "variant1"
-    assert evaluate(defn, {"userId": user}).variant == expected
+    assert resolve(defn, {"userId": user}).variant == expected
 
 
 def test_variant_edge_vectors() -> None:
     one = [{"name": "variant1", "weight": 1, "value": "val1"}]
     # A: a single variant is served.
-    assert evaluate(flag("Feature.Variants.A", variants=one), {"userId": "0"}).variant == "variant1"
+    assert resolve(flag("Feature.Variants.A", variants=one), {"userId": "0"}).variant == "variant1"
     # E: a disabled feature serves no variant.
     disabled = parse_flag({"name": "Feature.Variants.E", "enabled": False, "variants": one})
-    assert evaluate(disabled, {"userId": "0"}).variant is None
+    assert resolve(disabled, {"userId": "0"}).variant is None
     # F: enabled with no variants: enabled, no variant.
-    result = evaluate(flag("Feature.Variants.F"), {"userId": "0"})
+    result = resolve(flag("Feature.Variants.F"), {"userId": "0"})
     assert (result.enabled, result.variant) == (True, None)
     # G: a 0% rollout with variants is off and serves no variant.
-    result = evaluate(flag("Feature.Variants.G", rollout=0, variants=one), {"userId": "0"})
+    result = resolve(flag("Feature.Variants.G", rollout=0, variants=one), {"userId": "0"})
     assert (result.enabled, result.variant) == (False, None)
 
 
@@ -173,7 +173,7 @@ def test_constraint_multi_vectors(context: dict[str, object], expected: bool) ->
             {"contextName": "appName", "operator": "NOT_IN", "values": ["web", "sun-app"]},
         ],
     )
-    assert evaluate(defn, context).enabled is expected
+    assert resolve(defn, context).enabled is expected
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_constraint_custom_field_vectors(context: dict[str, object], expected: b
             {"contextName": "country", "operator": "IN", "values": ["norway", "sweeden"]},
         ],
     )
-    assert evaluate(defn, context).enabled is expected
+    assert resolve(defn, context).enabled is expected
 
 
 def test_constraint_dual_and_multiple_strategy_vectors() -> None:
@@ -202,14 +202,14 @@ def test_constraint_dual_and_multiple_strategy_vectors() -> None:
             {"contextName": "environment", "operator": "NOT_IN", "values": ["dev", "qa"]},
         ],
     )
-    assert evaluate(dual, {"environment": "prod"}).enabled is True
-    assert evaluate(dual, {"environment": "dev"}).enabled is False
+    assert resolve(dual, {"environment": "prod"}).enabled is True
+    assert resolve(dual, {"environment": "dev"}).enabled is False
     multiple = constrained(
         "Feature.constraints.multiple.strategies",
         [{"contextName": "userId", "operator": "IN", "values": ["123"]}],
         [{"contextName": "userId", "operator": "IN", "values": ["456"]}],
     )
-    assert evaluate(multiple, {"userId": "456"}).enabled is True
+    assert resolve(multiple, {"userId": "456"}).enabled is True
 
 
 # 13-constraint-operators.json (the DATE_* operators are not supported; see test_flag_rules).
@@ -278,7 +278,7 @@ def test_operator_vectors(
     key = "values" if isinstance(operand, list) else "value"
     constraint = {"contextName": "someField", "operator": operator, key: operand, **extra}
     defn = constrained("F.operators", [constraint])
-    assert evaluate(defn, {"properties": {"someField": actual}}).enabled is expected
+    assert resolve(defn, {"properties": {"someField": actual}}).enabled is expected
 
 
 def test_missing_field_vectors() -> None:
@@ -287,14 +287,14 @@ def test_missing_field_vectors() -> None:
         "F8.missing-field.IN",
         [{"contextName": "customFieldMissing", "operator": "IN", "values": ["s1"]}],
     )
-    assert evaluate(is_in, {}).enabled is False
-    assert evaluate(is_in, {"properties": {"customFieldMissing": "s1"}}).enabled is True
+    assert resolve(is_in, {}).enabled is False
+    assert resolve(is_in, {"properties": {"customFieldMissing": "s1"}}).enabled is True
     not_in = constrained(
         "F8.missing-field.NOT_IN",
         [{"contextName": "customFieldMissing", "operator": "NOT_IN", "values": ["s1"]}],
     )
-    assert evaluate(not_in, {}).enabled is True
-    assert evaluate(not_in, {"properties": {"customFieldMissing": None}}).enabled is True
+    assert resolve(not_in, {}).enabled is True
+    assert resolve(not_in, {"properties": {"customFieldMissing": None}}).enabled is True
 
 
 def test_semver_context_values_that_do_not_parse_never_match() -> None:
@@ -309,4 +309,4 @@ def test_semver_context_values_that_do_not_parse_never_match() -> None:
         "F8.ok", [{"contextName": "version", "operator": "SEMVER_EQ", "value": "2.0.0"}]
     )
     for bad in ("v2.0.0", "not a semver"):
-        assert evaluate(defn, {"properties": {"version": bad}}).enabled is False
+        assert resolve(defn, {"properties": {"version": bad}}).enabled is False

@@ -11,8 +11,12 @@ import pytest
 
 from hutch.wiring import open_log
 from storage.log import Record
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, eventually, hutch
+from tests.support.admin import developer_with_app, hutch
+from tests.support.responses import error_of
+from tests.support.servers import Server
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 DARK_MODE = {"enabled": True, "rollout": 50, "description": "the dark theme"}
 CHECKOUT = {

@@ -1,6 +1,6 @@
 """Reads forwarded by ingest to the query process, with bytes no HTTP library would send.
 
-Under `hutch serve` the ingest workers pass every read (`query.app.READS`) to the query
+Under `hutch serve` the ingest workers pass every query route (hutch/routes.py) to the query
 process. Paths and query strings with percent-encoded NUL, CR, LF and invalid UTF-8, and header
 values in latin-1 or UTF-8, must be answered like any other request: a JSON answer, never a 500.
 The requests go over raw sockets, since httpx refuses to send them.
@@ -21,11 +21,14 @@ import httpx
 import orjson
 import pytest
 
+from hutch.apps import forwarded_methods
 from ingest.forward import target
-from query.app import READS
-from tests.conftest import free_port, make_settings
-from tests.helpers import developer_with_app, kill_tree
-from tests.test_serve import Served
+from tests.support.admin import developer_with_app
+from tests.support.processes import kill_tree
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.integration
 
 SEGMENTS = [
     b"%00",
@@ -180,7 +183,7 @@ def concrete(template: str) -> bytes:
 
 
 def routes() -> list[tuple[str, str]]:
-    return [(uri, method) for uri, methods in READS for method in methods]
+    return [(uri, m) for uri, methods in forwarded_methods().items() for m in methods]
 
 
 @pytest.mark.integration

@@ -29,9 +29,10 @@ import orjson
 import pytest
 
 from query.openapi import load_document
-from tests.conftest import free_port, make_settings
-from tests.helpers import hutch, kill_tree
-from tests.test_serve import Served
+from tests.support.admin import hutch
+from tests.support.processes import kill_tree
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,12 +9,15 @@ import re
 import pytest
 
 from hutch.runtime import Runtime
-from ingest.identity_commands import PROJECTION
-from projections.relational import catch_up
 from schemas.envelope import new_envelope, now_micros, uuid7
 from schemas.identity import TokenCreated, encode
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, hutch
+from state.command_context import IDENTITY
+from state.relational import catch_up
+from tests.support.admin import developer_with_app, hutch
+from tests.support.responses import error_of
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +157,7 @@ def test_an_expired_token_is_refused(server: Server) -> None:
         await runtime.log.append(
             "apps", [new_envelope("token.created.v1", encode(created), key="ivy")]
         )
-        await catch_up(runtime.log, runtime.db, PROJECTION)
+        await catch_up(runtime.log, runtime.db, IDENTITY)
         await runtime.close()
 
     asyncio.run(append_expired())

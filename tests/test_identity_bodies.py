@@ -9,8 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.integration
 
 NOT_A_STRING: list[Any] = [0, 7, -1.5, {}, {"a": "1w"}, [], ["never"], None, True, False]
 NOT_AN_INTEGER: list[Any] = ["7", "", 7.5, 30.0, {}, {"days": 7}, [], [7], None, True, False]

@@ -30,7 +30,10 @@ from tests.conformance.log import (
     envelope,
     read_all,
 )
-from tests.conftest import need_service
+from tests.support.services import need_service
+from tests.support.waiting import NotInTime, eventually_async
+
+pytestmark = pytest.mark.integration
 
 SERVICES = Path(__file__).resolve().parents[1] / "ops" / "services.sh"
 KafkaFactory = Callable[..., KafkaLog]
@@ -203,10 +206,9 @@ async def test_two_members_split_the_partitions_then_one_takes_over(log: KafkaLo
     try:
         sent = [envelope(i, key=f"key-{i % 20}") for i in range(60)]
         await log.append(TOPIC, sent)
-        for _ in range(200):
-            if len(seen_first) + len(seen_second) >= 60:
-                break
-            await asyncio.sleep(0.1)
+        await eventually_async(
+            lambda: len(seen_first) + len(seen_second) >= 60, timeout_s=30, interval_s=0.1
+        )
         stop.set()
         await asyncio.gather(*tasks)
         both = seen_first + seen_second
@@ -221,10 +223,7 @@ async def test_two_members_split_the_partitions_then_one_takes_over(log: KafkaLo
         rest: list[Record] = []
         stop.clear()
         tasks = [asyncio.create_task(_drain(first, rest, stop))]
-        for _ in range(300):
-            if len(rest) >= 30:
-                break
-            await asyncio.sleep(0.1)
+        await eventually_async(lambda: len(rest) >= 30, timeout_s=40, interval_s=0.1)
         stop.set()
         await asyncio.gather(*tasks)
         assert sorted(r.envelope.id for r in rest) == sorted(e.id for e in more)
@@ -245,11 +244,7 @@ async def test_a_begun_batch_moves_exactly_to_the_member_taking_over(log: KafkaL
     try:
         sent = [envelope(i, key=f"key-{i % 20}") for i in range(60)]
         await log.append(TOPIC, sent)
-        polled: list[Record] = []
-        for _ in range(50):
-            polled = await leaving.poll(100, 0.2)
-            if polled:
-                break
+        polled = await eventually_async(lambda: leaving.poll(100, 0.2), timeout_s=15, interval_s=0)
         partition = polled[0].partition
         chunk = [r for r in polled if r.partition == partition][:3]
         await leaving.begin(spans_of(chunk))
@@ -257,15 +252,17 @@ async def test_a_begun_batch_moves_exactly_to_the_member_taking_over(log: KafkaL
 
         first_for_partition: list[Record] = []
         seen: list[Record] = []
-        for _ in range(100):
+
+        async def took_over() -> bool:
             got = await staying.poll(100, 0.2)
             mine = [r for r in got if r.partition == partition]
             if mine and not first_for_partition:
-                first_for_partition = mine
+                first_for_partition.extend(mine)
             await staying.commit(spans_of(got))
             seen.extend(got)
-            if len({r.envelope.id for r in seen}) == 60:
-                break
+            return len({r.envelope.id for r in seen}) == 60
+
+        await eventually_async(took_over, timeout_s=30, interval_s=0)
         assert [(r.offset, r.envelope.id) for r in first_for_partition] == [
             (r.offset, r.envelope.id) for r in chunk
         ]
@@ -374,15 +371,17 @@ async def test_a_stopped_broker_gives_unavailable_then_appends_resume(
             started = await asyncio.to_thread(_services, "kafka-start")
         # Judged by the broker answering, not by the script's exit status alone: the script
         # misses its "started" line when the broker's log rotates during start-up.
-        again: list[Position] = []
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(60):
-                while not again:
-                    try:
-                        again = await log.append(TOPIC, [envelope(100, key="k")])
-                    except Unavailable:
-                        await asyncio.sleep(0.5)
-        assert again, f"appends did not resume; kafka-start said: {started.stderr[-2000:]}"
+        try:
+            again = await eventually_async(
+                lambda: log.append(TOPIC, [envelope(100, key="k")]),
+                timeout_s=60,
+                interval_s=0.5,
+                ignoring=(Unavailable,),
+            )
+        except NotInTime as late:
+            raise AssertionError(
+                f"appends did not resume; kafka-start said: {started.stderr[-2000:]}"
+            ) from late
         records = await read_all(log, TOPIC, start)
         offsets = {(r.partition, r.offset) for r in records}
         assert {(p.partition, p.offset) for p in acknowledged + again} <= offsets

@@ -14,6 +14,8 @@ from storage.log import Span
 from storage.log.sqlite import SQLiteLog
 from tests.conformance.log import TOPIC, LogConformance, LogFactory, envelope, read_all
 
+pytestmark = pytest.mark.integration
+
 
 class TestSQLiteLog(LogConformance):
     @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hutch.net_guard import (
+from base.net_guard import (
     BlockedURL,
     FetchError,
     address_allowed,
@@ -27,7 +27,9 @@ from hutch.net_guard import (
     parse_allowed_networks,
     resolve_and_check,
 )
-from tests.local_https import Handler, https_server, make_tls
+from tests.support.local_https import Handler, https_server, make_tls
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("trustme")
 

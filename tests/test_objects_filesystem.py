@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ import httpx
 import orjson
 import pytest
 
-from ingest.errors import handle_error
 from ingest.objects import SignedObjects
 from storage.errors import Conflict, InvalidKey, NotFound, TooLarge
 from storage.objects import (
@@ -32,7 +30,10 @@ from tests.conformance.objects import (
     run,
     split_signed_url,
 )
-from tests.conftest import free_port
+from tests.support.servers import free_port, uvicorn_thread
+from web.error_handler import handle_error
+
+pytestmark = pytest.mark.integration
 
 SECRET = b"test-secret-0123456789"
 PUBLIC = "https://hutch.example.test"
@@ -82,28 +83,13 @@ class _Routed:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, _Served]]:
     """A real HTTP server for the stores' signed URLs (uvicorn in a thread)."""
-    import uvicorn
-
     state = _Served()
     app = falcon.asgi.App()
     app.add_error_handler(Exception, handle_error)
     app.add_route("/t/{n}/objects/{key:path}", _Routed(state))
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        assert thread.is_alive(), "test server stopped"
-        time.sleep(0.02)
-    try:
+    with uvicorn_thread(app, port):
         yield f"http://127.0.0.1:{port}", state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _http(

@@ -3,23 +3,17 @@
 boto3 talks to them on 127.0.0.1 and presigned URLs are fetched with httpx; nothing is
 patched. moto (server mode) runs everything except the signature checks: it accepts
 presigned URLs whatever their signature or expiry. So the whole suite also runs against a
-server that verifies them: Versity's S3 gateway (`versitygw`, a Go program: `go install
-github.com/versity/versitygw/cmd/versitygw@v1.8.0`), started here when it is on PATH or named
-by HUTCH_TEST_VERSITYGW, or any S3 server given as HUTCH_TEST_S3_URL (s3://bucket?endpoint=...,
-with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+server that verifies them: Versity's S3 gateway, or any S3 server given as HUTCH_TEST_S3_URL
+(tests/support/s3.py says how each is found and started).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
@@ -27,28 +21,12 @@ import pytest
 from storage.errors import AlreadyExists, StorageError, TooLarge
 from storage.objects.s3 import S3Location, S3ObjectStore
 from tests.conformance.objects import ObjectStoreConformance, Response, payload, read_all, run
+from tests.support.s3 import CREDENTIALS
+from tests.support.services import unavailable
 
-CREDENTIALS = ("testing-key", "testing-secret")
+pytestmark = pytest.mark.integration
+
 PART = 5 << 20  # the smallest part S3 accepts
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        unavailable("moto[server] is not installed")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def _http(
@@ -96,63 +74,6 @@ class TestS3OnMoto(_HttpHooks):
         run(s.start())
         yield s
         run(s.close())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    unavailable(f"versitygw did not start: {log.read_text()[-500:]}")
-
-
-@pytest.fixture(scope="module")
-def verifying_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    """(s3:// URL, credentials or None for the environment's) of a verifying S3 server."""
-    if url := os.environ.get("HUTCH_TEST_S3_URL"):
-        yield url, None
-        return
-    binary = os.environ.get("HUTCH_TEST_VERSITYGW") or shutil.which("versitygw")
-    if not binary:
-        unavailable("no verifying S3 server: install versitygw or set HUTCH_TEST_S3_URL")
-    root = tmp_path_factory.mktemp("versitygw")
-    (root / "data").mkdir()
-    port = _free_port()
-    log = root / "versitygw.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--access",
-                CREDENTIALS[0],
-                "--secret",
-                CREDENTIALS[1],
-                "--port",
-                f"127.0.0.1:{port}",
-                "posix",
-                str(root / "data"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_listening(port, process, log)
-        yield f"s3://hutch?endpoint=http://127.0.0.1:{port}&region=us-east-1", CREDENTIALS
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class TestS3Verifying(_HttpHooks):

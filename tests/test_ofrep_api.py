@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from query.flag_evaluation import evaluate
-from schemas.flags import parse_flag
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of
+from query.flags.resolution import resolve
+from schemas.flags.definitions import parse_flag
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.integration
 
 SPLIT = {
     "enabled": True,
@@ -43,7 +46,7 @@ def ofrep(server: Server, path: str, body: Any, **headers: str) -> Any:
 
 def test_single_flag_with_each_credential_form(server: Server, eve: dict[str, str]) -> None:
     body = {"context": {"targetingKey": "user-7"}}
-    expected = evaluate(parse_flag({"name": "split", **SPLIT}), {"targetingKey": "user-7"})
+    expected = resolve(parse_flag({"name": "split", **SPLIT}), {"targetingKey": "user-7"})
     for headers in (
         {"Authorization": f"Bearer {eve['secret']}"},
         {"X-API-Key": eve["secret"]},
@@ -67,7 +70,7 @@ def test_server_bucketing_matches_the_sdk_scheme(server: Server, eve: dict[str, 
     seen = set()
     for user in (f"u{i}" for i in range(40)):
         answer = ofrep(server, "/half", {"context": {"targetingKey": user}}, **auth).json()
-        assert answer["value"] is evaluate(defn, {"targetingKey": user}).enabled
+        assert answer["value"] is resolve(defn, {"targetingKey": user}).enabled
         seen.add(answer["value"])
     assert seen == {True, False}
 

@@ -17,7 +17,8 @@ from openapi_spec_validator import validate
 
 from hutch.runtime import Runtime
 from query.openapi import load_document
-from tests.conftest import Server, make_settings
+from tests.support.servers import Server
+from tests.support.settings import make_settings
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 Operation = tuple[str, str]
@@ -56,9 +57,9 @@ def document() -> dict[str, Any]:
 
 @pytest.fixture
 def apps(tmp_path: Path) -> Iterator[dict[str, set[Operation]]]:
-    from hutch.app import create_app as combined
-    from ingest.app import create_app as ingest
-    from query.app import create_app as query
+    from hutch.apps import combined_app as combined
+    from hutch.apps import ingest_app as ingest
+    from hutch.apps import query_app as query
 
     # Released at the test's end: a process opens one chDB directory at a time.
     runtime = Runtime(make_settings(tmp_path / "data"), want_analytics=True)
@@ -66,7 +67,7 @@ def apps(tmp_path: Path) -> Iterator[dict[str, set[Operation]]]:
         yield {
             "combined": served(combined(runtime)),
             "query": served(query(runtime)),
-            # `hutch serve`'s ingest workers: their routes and what they forward (READS).
+            # `hutch serve`'s ingest workers: their routes and what they forward.
             "serve": served(ingest(runtime, forward_to="unix:///nonexistent/query.sock")),
         }
     finally:

@@ -34,7 +34,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from projections.base import AnalyticsProjection, Columns
+from projections.interface import AnalyticsProjection, Columns
 from projections.otel_logs import OtelLogsProjection
 from projections.otel_metrics import OtelMetricsProjection
 from projections.otel_traces import COMPILED, OtelTracesProjection
@@ -43,8 +43,7 @@ from schemas.envelope import JSON
 from storage.analytics.chdb import ChdbAnalytics
 from storage.analytics.protocol import RowBinary
 from storage.log import Record
-from tests.conftest import IN_CI
-from tests.otlp_builders import (
+from tests.support.otlp_builders import (
     SPAN_ID,
     T0,
     TRACE_ID,
@@ -56,7 +55,10 @@ from tests.otlp_builders import (
     span,
     traces,
 )
-from tests.rowbinary import read_columns
+from tests.support.rowbinary import read_columns
+from tests.support.services import IN_CI
+
+pytestmark = pytest.mark.integration
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA

@@ -7,11 +7,11 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ingest.otlp_codec import BadRequest
 from projections import otel_raw
 from projections.otel_common import attributes
 from projections.otel_raw import decode_raw, raw_attributes
-from tests.otlp_builders import kv, span, traces
+from schemas.otlp.decoding import Undecodable
+from tests.support.otlp_builders import kv, span, traces
 
 VARIETY = [
     kv("z.last", "z"),
@@ -60,7 +60,7 @@ def test_requests_decode_with_raw_item_attributes_and_message_resources() -> Non
 
 
 def test_undecodable_payloads_are_bad_requests() -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(Undecodable):
         decode_raw("traces", b"\x0a\xff", "application/x-protobuf")
-    with pytest.raises(BadRequest):
+    with pytest.raises(Undecodable):
         decode_raw("logs", b"{not json", "application/json")

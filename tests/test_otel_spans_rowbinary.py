@@ -26,15 +26,14 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from projections.base import Columns
+from projections.interface import Columns
 from projections.otel_traces import COMPILED, TRACES, OtelTracesProjection
 from projections.runner import ensure_tables, write_rows
 from schemas.envelope import JSON
 from storage.analytics.chdb import ChdbAnalytics
 from storage.analytics.protocol import RowBinary
 from storage.log import Record
-from tests.conftest import IN_CI
-from tests.otlp_builders import (
+from tests.support.otlp_builders import (
     T0,
     kv,
     mutations,
@@ -44,7 +43,8 @@ from tests.otlp_builders import (
     span,
     traces,
 )
-from tests.rowbinary import read_columns
+from tests.support.rowbinary import read_columns
+from tests.support.services import IN_CI
 
 if not COMPILED:
     _MESSAGE = "projections.otel_spans_rowbinary was not built (no C compiler?)"
@@ -52,7 +52,6 @@ if not COMPILED:
         pytest.fail(f"CI=true but {_MESSAGE}", pytrace=False)
     pytest.skip(_MESSAGE, allow_module_level=True)
 
-from projections import otel_spans_rowbinary
 
 RETENTION_DAYS = 29_000  # T0 (2023) and the clamped times stay within the table's TTL
 PYTHON = OtelTracesProjection(RETENTION_DAYS, compiled=False)
@@ -167,7 +166,9 @@ def _schema(root: Descriptor) -> dict[str, dict[int, tuple[str, bool]]]:
 def test_the_compiled_check_knows_every_field_of_the_installed_protos() -> None:
     """If opentelemetry-proto adds a field, the C schema must learn it (a new string field
     would otherwise go unchecked for UTF-8, which upb refuses)."""
-    known = otel_spans_rowbinary.known_fields()
+    from schemas.otlp.trace_check import known_fields
+
+    known = known_fields()
     expected = _schema(ExportTraceServiceRequest.DESCRIPTOR)
     # The oneof members that are not messages are singular to the check, which is enough:
     # upb sets the last one on the wire, and so does the compiled transform.
@@ -389,8 +390,8 @@ def test_readable_says_yes_only_to_what_upb_reads() -> None:
     at every place an attribute value can be, at depths around the check's limit and upb's."""
     from google.protobuf.message import DecodeError
 
-    from projections.otel_spans_rowbinary import readable
-    from tests.otlp_builders import Filled, with_deep_value
+    from schemas.otlp.trace_check import readable
+    from tests.support.otlp_builders import Filled, with_deep_value
 
     def upb_reads(payload: bytes) -> bool:
         try:

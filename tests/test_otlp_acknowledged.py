@@ -1,12 +1,12 @@
 """What OTLP ingest acknowledges is what the projectors store, for every signal.
 
-Ingest checks an export request (ingest.otlp_codec.check) before it answers 200; the
-projectors decode the stored payload (ingest.otlp_codec.decode_request, through
+Ingest checks an export request (schemas.otlp.decoding.check) before it answers 200; the
+projectors decode the stored payload (schemas.otlp.decoding.decode_request, through
 projections/otel_raw.py) and flatten it. A request the check accepts must come out of its
 projection as exactly the items the check counted as accepted, never be skipped as
 undecodable; what upb cannot read (invalid UTF-8 in a string field, values nested too deep)
 is refused at ingest with a 400. The requests reach every string field and every value
-position of each signal (tests/otlp_builders.Filled), then are mutated at random.
+position of each signal (tests/support/otlp_builders.Filled), then are mutated at random.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
 
-from ingest.otlp_codec import BadRequest, Checked, check
 from projections.otel_logs import OtelLogsProjection
 from projections.otel_metrics import OtelMetricsProjection
 from projections.otel_traces import COMPILED, TRACE_ID_TS, OtelTracesProjection
 from schemas.envelope import JSON, PROTOBUF
 from schemas.events import EventType
+from schemas.otlp.decoding import Checked, Undecodable, check
 from storage.analytics.protocol import RowBinary
-from tests.otlp_builders import (
+from tests.support.otlp_builders import (
     T0,
     Filled,
     kv,
@@ -45,7 +45,7 @@ from tests.otlp_builders import (
     traces,
     with_deep_value,
 )
-from tests.otlp_builders import metrics as metrics_request
+from tests.support.otlp_builders import metrics as metrics_request
 
 Signal = Any  # "traces" | "metrics" | "logs"
 SIGNALS = ["traces", "metrics", "logs"]
@@ -93,7 +93,7 @@ def verdict(signal: str, body: bytes, encoding: Any) -> Checked | None:
     """What ingest answers: the check's counts (200), or None for a 400."""
     try:
         return check(signal, body, encoding)
-    except BadRequest as refused:
+    except Undecodable as refused:
         status = refused.status
     assert status == 400
     return None
@@ -137,7 +137,7 @@ def test_invalid_utf8_in_any_string_field_is_refused(signal: str) -> None:
         for bad in (b"\xff", b"\xc3", b"\xed\xa0"):  # not UTF-8; a lead byte cut; a surrogate
             broken = body.replace(text, bad + text[len(bad) :])
             assert broken != body
-            with pytest.raises(BadRequest) as refused:
+            with pytest.raises(Undecodable) as refused:
                 check(signal, broken, "protobuf")
             assert "not valid UTF-8" in str(refused.value), field
 
@@ -149,7 +149,7 @@ def test_json_strings_that_are_not_unicode_are_refused(signal: str) -> None:
     for n in range(0, len(request.fields), 7):
         for bad in (b"\\ud800", b"\xff"):  # a lone surrogate escape; a byte that is not UTF-8
             broken = text.replace(marker(n).encode(), bad)
-            with pytest.raises(BadRequest):
+            with pytest.raises(Undecodable):
                 check(signal, broken, "json")
 
 
@@ -160,7 +160,7 @@ def test_values_nested_too_deep_are_refused_wherever_they_are(signal: str, encod
     assert request.any_values
     for place in request.any_values:
         body = too_deep(signal, encoding, place, TOO_DEEP)
-        with pytest.raises(BadRequest) as refused:
+        with pytest.raises(Undecodable) as refused:
             check(signal, body, encoding)
         assert "nest more than 100 deep" in str(refused.value), request.fields[place]
 

@@ -53,9 +53,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from hutch.wiring import open_log
 from schemas.events import Topic
-from tests.conftest import Server, free_port, make_settings
-from tests.helpers import developer_with_app, error_of, eventually, hutch, list_all, log_ends
-from tests.otlp_builders import (
+from tests.support.admin import developer_with_app, hutch, log_ends
+from tests.support.otlp_builders import (
     Filled,
     logs,
     marker,
@@ -65,6 +64,12 @@ from tests.otlp_builders import (
     traces,
     with_deep_value,
 )
+from tests.support.responses import error_of, list_all
+from tests.support.servers import Server, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -805,15 +810,15 @@ def ingest_only(tmp_path: Path) -> Iterator[Server]:
     """The ingest service alone (no analytics store: chDB is already open in this process)."""
     import uvicorn
 
+    from hutch.apps import ingest_app
     from hutch.runtime import Runtime
-    from ingest.app import create_app
 
     # The SQLite log, whatever the backends: the test fills its queue and closes it.
     settings = make_settings(tmp_path / "data", HUTCH_LOG=f"sqlite:///{tmp_path}/log.db")
     runtime = Runtime(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_config=None)
+        uvicorn.Config(ingest_app(runtime), host="127.0.0.1", port=port, log_config=None)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -840,7 +845,7 @@ class _Collected(logging.Handler):
 def test_log_overloaded_is_429_and_unavailable_is_503_with_retry_after(
     ingest_only: Server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    from ingest import errors
+    from base import client_errors as errors
     from storage.log import sqlite
 
     monkeypatch.setattr(errors, "REFUSAL_LOG_EVERY_S", 0.0)  # log each refusal

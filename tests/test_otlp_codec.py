@@ -24,21 +24,29 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ingest.otlp_codec import (
-    BadRequest,
+from ingest.otlp_http import Inflater, encode_response, inflate
+from ingest.otlp_status import refusal
+from schemas.otlp.decoding import (
     BodyTooLarge,
     Checked,
-    Inflater,
-    UnsupportedMediaType,
+    Undecodable,
+    UnsupportedBody,
     check,
     decode_request,
-    encode_response,
     encoding_of,
-    inflate,
 )
-from ingest.otlp_rules import NO_METRIC_DATA
-from ingest.otlp_status import refusal
-from tests.otlp_builders import SPAN_ID, T0, TRACE_ID, kv, logs, metrics, otlp_json, span, traces
+from schemas.otlp.rules import NO_METRIC_DATA
+from tests.support.otlp_builders import (
+    SPAN_ID,
+    T0,
+    TRACE_ID,
+    kv,
+    logs,
+    metrics,
+    otlp_json,
+    span,
+    traces,
+)
 
 MiB = 1 << 20
 
@@ -61,7 +69,7 @@ def test_content_types_accepted(header: str, encoding: str) -> None:
 
 @pytest.mark.parametrize("header", [None, "", "text/plain", "application/grpc", "application/xml"])
 def test_other_content_types_are_415(header: str | None) -> None:
-    with pytest.raises(UnsupportedMediaType) as caught:
+    with pytest.raises(UnsupportedBody) as caught:
         encoding_of(header)
     assert caught.value.status == 415
 
@@ -88,7 +96,7 @@ def test_gzip_fed_in_small_chunks_and_concatenated_members() -> None:
 
 
 def test_unknown_content_encoding_is_415() -> None:
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedBody):
         inflate(b"x", "br", MiB)
 
 
@@ -123,7 +131,7 @@ def test_zip_bomb_is_refused_without_inflating_it() -> None:
     ids=["cut", "junk", "empty"],
 )
 def test_broken_gzip_is_400(body: bytes) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(Undecodable):
         inflate(body, "gzip", MiB)
 
 
@@ -179,7 +187,7 @@ def test_empty_requests_are_valid(signal: Any) -> None:
 def test_truncated_and_garbage_protobuf_is_400(signal: Any) -> None:
     body = traces(span(1), span(2)).SerializeToString()
     for broken in (body[:-5], body[: len(body) // 2], b"\x0a\xff\xff", b"\xff" * 10):
-        with pytest.raises(BadRequest) as caught:
+        with pytest.raises(Undecodable) as caught:
             check(signal, broken, "protobuf")
         assert caught.value.status == 400
 
@@ -234,7 +242,7 @@ def test_partial_success_in_protobuf_andotlp_json() -> None:
 
 
 def test_status_body_for_errors() -> None:
-    answer = refusal(BadRequest("the body is truncated"))
+    answer = refusal(Undecodable("the body is truncated"))
     assert answer is not None
     assert answer.status == 400
     status = status_pb2.Status.FromString(answer.body("protobuf"))
@@ -414,7 +422,7 @@ def test_json_log_and_exemplar_ids_are_hex_too() -> None:
     ],
 )
 def test_malformed_json_is_400(body: bytes) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(Undecodable):
         check("traces", body, "json")
 
 
@@ -423,5 +431,5 @@ def test_decode_request_reads_both_stored_encodings() -> None:
     from_protobuf = decode_request("logs", request.SerializeToString(), "application/x-protobuf")
     from_json = decode_request("logs", orjson.dumps(otlp_json(request)), "application/json")
     assert from_protobuf == from_json == request
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedBody):
         decode_request("logs", b"", "text/plain")

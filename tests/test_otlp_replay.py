@@ -7,15 +7,18 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from hutch.settings import Settings
+from base.settings import Settings
 from hutch.wiring import open_log
 from schemas.envelope import new_envelope
 from storage.analytics.chdb import ChdbAnalytics
-from tests.conftest import make_settings
-from tests.helpers import hutch
-from tests.otlp_builders import logs, span, traces
+from tests.support.admin import hutch
+from tests.support.otlp_builders import logs, span, traces
+from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.integration
 
 NOW = (time.time_ns() // 10**9 - 60) * 10**9
 SPANS = "SELECT App, TraceId, SpanId, SpanName, Timestamp FROM otel_traces ORDER BY SpanId"

@@ -28,10 +28,16 @@ import httpx
 import orjson
 import pytest
 
-from hutch.settings import Settings
-from tests.conftest import IN_CI, free_port, fresh_postgres_schema, need_service
-from tests.helpers import developer_with_app, eventually, hutch, kill_tree, list_all
-from tests.test_analytics_clickhouse import StandIn
+from base.settings import Settings
+from tests.support.admin import developer_with_app, hutch
+from tests.support.clickhouse import StandIn
+from tests.support.processes import kill_tree
+from tests.support.responses import list_all
+from tests.support.servers import free_port
+from tests.support.services import IN_CI, fresh_postgres_schema, need_service
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 SERVICES = Path(__file__).resolve().parent.parent / "ops" / "services.sh"
 APPS = [f"topo-{i}" for i in range(6)]  # several keys, so events spread over the partitions

@@ -11,7 +11,6 @@ import errno
 import logging
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,8 @@ from storage.errors import Unavailable
 from storage.log import Position
 from storage.log.sqlite import SQLiteLog
 from storage.relational.sqlite import SQLiteRelational
-from tests.conftest import IN_CI
+from tests.support.services import IN_CI
+from tests.support.waiting import eventually_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -142,9 +142,7 @@ async def test_a_projector_catches_up_once_some_space_is_free(
         assert any(sign in full for sign in DISK_FULL), full[-3000:]
 
         os.truncate(filler, max(filler.stat().st_size - FREED, 0))  # some space again
-        deadline = time.monotonic() + 60
-        while projected() < EVENTS and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await eventually_async(lambda: projected() >= EVENTS, timeout_s=60, interval_s=0.2)
         rows = analytics.query(f"SELECT count(), uniqExact(id) FROM {TABLE}").rows[0]
         ids_seen = {
             str(row[0]) for row in analytics.query(f"SELECT toString(id) FROM {TABLE}").rows

@@ -29,15 +29,20 @@ from projections.runner import (
 )
 from projections.telemetry import TABLE, TelemetryProjection
 from schemas.envelope import PROTOBUF, new_envelope
+from storage.analytics import Analytics
 from storage.analytics.chdb import ChdbAnalytics
 from storage.analytics.clickhouse import ClickHouseAnalytics
 from storage.log import Record, spans_of
 from storage.log.sqlite import SQLiteLog
-from tests.conftest import free_port, make_settings
-from tests.helpers import hutch
-from tests.otlp_builders import span, traces
-from tests.projection_cases import CASES, Case
-from tests.test_analytics_clickhouse import StandIn
+from tests.support.admin import hutch
+from tests.support.clickhouse import StandIn
+from tests.support.otlp_builders import span, traces
+from tests.support.projection_cases import CASES, Case
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually_async
+
+pytestmark = pytest.mark.integration
 
 ROWS = (
     f"SELECT toString(id), app, toString(kind), version, bits, received_at FROM {TABLE} ORDER BY id"
@@ -82,12 +87,11 @@ async def test_crash_between_write_and_commit_leaves_no_duplicates(tmp_path: Pat
         projection, log.consumer(group, projection.topics), analytics, batch=1000, linger_s=0.01
     )
     task = asyncio.create_task(runner.run(stop))
-    for _ in range(200):
-        if int(analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]) >= 380:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await task
+    try:
+        await eventually_async(lambda: _count(analytics, TABLE) >= 380, timeout_s=15)
+    finally:
+        stop.set()
+        await task
     result = analytics.query(f"SELECT count(), uniqExact(id) FROM {TABLE}")
     analytics.close()
     await log.close()
@@ -129,16 +133,19 @@ async def test_crash_after_some_parts_of_a_span_leaves_no_duplicates(tmp_path: P
         projection, log.consumer(group, projection.topics), analytics, batch=1000, linger_s=0.01
     )
     task = asyncio.create_task(runner.run(stop))
-    for _ in range(200):
-        if int(analytics.query("SELECT count() FROM otel_traces").rows[0][0]) >= 400:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await task
+    try:
+        await eventually_async(lambda: _count(analytics, "otel_traces") >= 400, timeout_s=15)
+    finally:
+        stop.set()
+        await task
     result = analytics.query("SELECT count(), uniqExact(SpanId) FROM otel_traces")
     analytics.close()
     await log.close()
     assert [int(v) for v in result.rows[0]] == [400, 400]
+
+
+def _count(analytics: Analytics, table: str) -> int:
+    return int(analytics.query(f"SELECT count() FROM {table}").rows[0][0])
 
 
 def test_a_span_is_cut_into_the_same_even_parts_every_time() -> None:
@@ -155,13 +162,10 @@ async def _project_live(settings: Any, count: int) -> list[list[Any]]:
     try:
         for start in range(0, count, 100):
             await runtime.log.append("telemetry", events(count)[start : start + 100])
-        assert runtime.analytics is not None
-        for _ in range(400):
-            done = runtime.analytics.query(f"SELECT count() FROM {TABLE}").rows[0][0]
-            if int(done) >= count:
-                break
-            await asyncio.sleep(0.05)
-        return runtime.analytics.query(ROWS).rows
+        analytics = runtime.analytics
+        assert analytics is not None
+        await eventually_async(lambda: _count(analytics, TABLE) >= count, timeout_s=30)
+        return analytics.query(ROWS).rows
     finally:
         await runtime.close()
         runtime.release()
@@ -216,11 +220,7 @@ async def test_a_projector_ended_by_a_stray_cancellation_is_started_again() -> N
         await inner  # raises CancelledError into a task nobody cancelled
 
     supervised = asyncio.create_task(supervise(projector, "stray", stop, pause_s=0.01))
-    for _ in range(200):
-        if starts >= 3:
-            break
-        await asyncio.sleep(0.01)
-    assert starts >= 3
+    await eventually_async(lambda: starts >= 3, timeout_s=5, interval_s=0.01)
     assert not supervised.done()
     supervised.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -234,7 +234,7 @@ def _crash_after_writing(data: Path, case: Case, *, cut_as_runner: bool = True) 
         [
             sys.executable,
             "-m",
-            "tests.projection_cases",
+            "tests.support.projection_cases",
             str(data),
             case.name,
             "runner" if cut_as_runner else "whole",
@@ -249,8 +249,8 @@ def _crash_after_writing(data: Path, case: Case, *, cut_as_runner: bool = True) 
 
 
 async def _project(data: Path, case: Case, expected: int) -> dict[str, list[int]]:
-    """Run the case's projector on the log until every table has its rows (or 60 s); each
-    table's row count and distinct rows."""
+    """Run the case's projector on the log until every table has its rows (or the runner
+    ended; a failure after 60 s); each table's row count and distinct rows."""
     log = SQLiteLog(data / "log.db")
     await log.start()
     analytics = ChdbAnalytics(data / "clickhouse")
@@ -271,12 +271,13 @@ async def _project(data: Path, case: Case, expected: int) -> dict[str, list[int]
 
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
+
+    def all_written() -> bool:
+        every = all(c >= expected * case.counts[t][1] for t, (c, _) in counted().items())
+        return every or task.done()  # a runner that ended writes no more: see what it left
+
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not task.done():
-            if all(c >= expected * case.counts[t][1] for t, (c, _) in counted().items()):
-                break
-            await asyncio.sleep(0.1)
+        await eventually_async(all_written, timeout_s=60, interval_s=0.1)
         await asyncio.sleep(0.3)  # a duplicate written late would show now
         return counted()
     finally:

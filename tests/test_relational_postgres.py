@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,10 @@ from storage.errors import StorageError, Unavailable
 from storage.relational.migrations import migration_files
 from storage.relational.postgres import PostgresRelational
 from tests.conformance.relational import RelationalConformance, StoreFactory
-from tests.conftest import IN_CI, need_service, with_search_path
+from tests.support.services import IN_CI, need_service, with_search_path
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 SERVICES = Path(__file__).resolve().parent.parent / "ops" / "services.sh"
 
@@ -178,11 +180,7 @@ def test_a_restart_is_unavailable_then_recovers(schema_url: str) -> None:
 def _retry(action: Callable[[], object], limit_s: float = 60) -> object:
     """The pool reconnects in the background: the first calls after a restart may still be
     refused, but the store must come back on its own."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            return action()
-        except Unavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    (answer,) = eventually(
+        lambda: (action(),), timeout_s=limit_s, interval_s=0.2, ignoring=(Unavailable,)
+    )
+    return answer

@@ -9,6 +9,8 @@ import pytest
 from storage.relational.sqlite import SQLiteRelational
 from tests.conformance.relational import RelationalConformance, StoreFactory
 
+pytestmark = pytest.mark.integration
+
 
 class TestSQLiteRelational(RelationalConformance):
     @pytest.fixture

@@ -1,6 +1,6 @@
 """A revoked token can change nothing once `DELETE /api/tokens/{id}` has answered, whichever
 process (each with its own credential cache) the next request reaches; everywhere else it
-stops working within the stated bound (ingest/auth.py: 1 s), as does a replaced secret.
+stops working within the stated bound (web/auth.py: 1 s), as does a replaced secret.
 
 A second Hutch app on the same stores, in a thread of its own, stands for another process
 here (it has its own cache); the last test runs a real multi-process `hutch serve`."""
@@ -18,17 +18,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hutch.settings import Settings
-from ingest.auth import CREDENTIAL_TTL_S
-from tests.conftest import Server, free_port, make_settings
-from tests.credential_probes import (
+from base.settings import Settings
+from tests.support.admin import developer_with_app, hutch
+from tests.support.credential_probes import (
     accepted,
     refusals_after,
     refused,
     secret_answers,
     token_status,
 )
-from tests.helpers import developer_with_app, error_of, eventually, hutch, kill_tree
+from tests.support.processes import kill_tree
+from tests.support.responses import error_of
+from tests.support.servers import Server, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
+from web.auth import CREDENTIAL_TTL_S
+
+pytestmark = pytest.mark.integration
 
 SLACK_S = 0.3
 """Time for a request started just before the bound to be answered on a busy machine."""
@@ -92,14 +98,14 @@ def elsewhere(server: Server) -> Iterator[Server]:
     own: what another ingest worker is under `hutch serve`."""
     import uvicorn
 
+    from hutch.apps import ingest_app
     from hutch.runtime import Runtime
-    from ingest.app import create_app
 
     runtime = Runtime(server.settings)
     port = free_port()
     uv = uvicorn.Server(
         uvicorn.Config(
-            create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
+            ingest_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
         )
     )
     thread = threading.Thread(target=uv.run, daemon=True)

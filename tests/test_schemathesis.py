@@ -31,10 +31,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 import pytest
 
-from hutch.settings import Settings
-from tests.conftest import free_port, make_settings
-from tests.helpers import eventually, hutch, kill_tree
-from tests.test_serve import Served
+from base.settings import Settings
+from tests.support.admin import hutch
+from tests.support.processes import kill_tree
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("HUTCH_SCHEMATHESIS_EXAMPLES", "20"))
 SEED = int(os.environ.get("HUTCH_SCHEMATHESIS_SEED", "13"))
@@ -189,7 +193,7 @@ def config(seeded: dict[str, str]) -> str:
             {"path.build_id": seeded["build_id"], "body.claimId": seeded["claim_id"]},
         ),
     ]
-    hooks = Path(__file__).with_name("schemathesis_hooks.py")  # decodes protobuf answers
+    hooks = Path(__file__).parent / "support" / "schemathesis_hooks.py"  # decodes protobuf answers
     lines = [f"hooks = {json.dumps(str(hooks))}\n"]
     lines += [f"[auth.openapi.{name}]\n{value}\n" for name, value in auth.items()]
     for path, method, parameters in fixed:

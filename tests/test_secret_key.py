@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hutch.keys import derive, secret_key
-from hutch.settings import SettingsError
-from tests.conftest import make_settings
+from base.keys import derive, secret_key
+from base.settings import SettingsError
+from tests.support.settings import make_settings
 
 
 def test_generated_once_private_and_reused(tmp_path: Path) -> None:

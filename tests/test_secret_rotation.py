@@ -12,9 +12,12 @@ from datetime import datetime
 import pytest
 
 from schemas.identity import MAX_GRACE_S, grace_seconds
-from tests.conftest import Server
-from tests.credential_probes import accepted, refused, secret_answers
-from tests.helpers import developer_with_app, error_of, hutch
+from tests.support.admin import developer_with_app, hutch
+from tests.support.credential_probes import accepted, refused, secret_answers
+from tests.support.responses import error_of
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.integration
 
 SECRET = re.compile(r"hs_[0-9a-f]{64}")
 

@@ -4,75 +4,23 @@ lost or doubled; stopped with Ctrl-C, it exits cleanly."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 
-from hutch.settings import Settings
-from tests.conftest import free_port, make_settings
-from tests.helpers import descendants, developer_with_app, eventually, kill_tree, list_all
+from base.settings import Settings
+from tests.support.admin import developer_with_app
+from tests.support.processes import descendants, kill_tree
+from tests.support.responses import list_all
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
 
-
-class Served:
-    """`hutch serve` as a real process, its stderr kept in a file beside the data directory.
-
-    Its HOME is a directory of its own, so nothing it might leave there (gunicorn once put
-    its control socket in ~/.gunicorn) reaches other instances. `session`: in a process group
-    of its own, which a test can SIGKILL whole as a shell's job control would. `wait`: until
-    it answers /api/health."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        port: int,
-        *,
-        env: dict[str, str] | None = None,
-        wait: bool = True,
-        session: bool = False,
-    ) -> None:
-        self.settings = settings
-        data = settings.data
-        data.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{port}"
-        self.home = data.parent / "home"
-        self.home.mkdir(exist_ok=True)
-        full_env = {**os.environ, **settings.as_env()}
-        for inherited in ("PROMETHEUS_MULTIPROC_DIR", "XDG_RUNTIME_DIR"):
-            full_env.pop(inherited, None)
-        full_env.update({"HUTCH_BIND": f"127.0.0.1:{port}", "HOME": str(self.home), **(env or {})})
-        self.log = data.parent / f"serve-{port}-{time.monotonic_ns()}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hutch", "serve"],
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "ab"),  # noqa: SIM115
-            start_new_session=session,
-        )
-        if wait:
-            eventually(self._healthy, timeout_s=60)
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:]
-            raise AssertionError(f"hutch serve exited with {self.process.returncode}: {tail}")
-        try:
-            return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """What it logged, one JSON object per line (anything else is a test failure)."""
-        return [orjson.loads(line) for line in self.log.read_text().splitlines() if line]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -143,12 +91,16 @@ def test_ctrl_c_stops_every_process(data: Settings) -> None:
     assert len(children) >= 3  # query process, gunicorn master, its workers
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(timeout=60) == 0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
-        time.sleep(0.1)
-    alive = [
-        c
-        for c in children
-        if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]
-    ]
-    assert alive == []
+
+    def every_child_ended() -> bool:
+        return not [c for c in children if _running(c)]
+
+    eventually(every_child_ended, timeout_s=30, interval_s=0.1)
+
+
+def _running(pid: int) -> bool:
+    """Still there and not a zombie (one left for its reaper has stopped all the same)."""
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:  # gone
+        return False

@@ -1,6 +1,6 @@
 """Uploads, downloads and web builds under `hutch serve`: ingest workers and the query
 process are separate processes, so this checks what only shows there: reads forwarded to the
-query process (READS), signed URLs made by one process and served by another (one secret key,
+query process (the query routes of hutch/routes.py), signed URLs made by one process and served by another (one secret key,
 generated once into the data directory), and download counts taken by several workers."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.builds_support import bearer, direct_upload, follow, json_of, presigned_upload
-from tests.conftest import free_port, make_settings
-from tests.helpers import developer_with_app, eventually, hutch
-from tests.test_serve import Served
+from tests.support.admin import developer_with_app, hutch
+from tests.support.builds import bearer, direct_upload, follow, json_of, presigned_upload
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

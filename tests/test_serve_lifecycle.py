@@ -17,10 +17,12 @@ import httpx
 import orjson
 import pytest
 
-from hutch.settings import Settings
-from tests.conftest import free_port, make_settings
-from tests.helpers import descendants, developer_with_app, eventually, kill_tree
-from tests.test_serve import Served
+from base.settings import Settings
+from tests.support.admin import developer_with_app
+from tests.support.processes import descendants, kill_tree
+from tests.support.servers import Served, free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,12 @@ import pytest
 
 from query.sql_scope import ScopedSql, SqlError, table_filters
 from schemas.clickhouse import load
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, eventually
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 MARK = "OTHER-ROW"
 

@@ -1,5 +1,5 @@
-"""POST /api/sql against the adversarial corpus (tests/sql_corpus.py): an attacker with a
-token of their own, a victim whose rows carry markers in every queryable table.
+"""POST /api/sql against the adversarial corpus (tests/support/sql_corpus.py): an attacker
+with a token of their own, a victim whose rows carry markers in every queryable table.
 
 Every answer and every error text must be free of the victim's markers, and the queries that
 should work must bring back the attacker's own rows: a scope that answered nothing at all
@@ -29,10 +29,12 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from query.sql_scope import TABLES
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, eventually
-from tests.otlp_builders import kv, logs, metrics, span, traces
-from tests.sql_corpus import Case, Expect, corpus
+from tests.support.admin import developer_with_app
+from tests.support.otlp_builders import kv, logs, metrics, span, traces
+from tests.support.responses import error_of
+from tests.support.servers import Server
+from tests.support.sql_corpus import Case, Expect, corpus
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server, serve_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,7 @@ def test_one_developers_heavy_queries_do_not_refuse_anothers(
 
 
 def test_the_limits_are_the_settings(tmp_path: Path) -> None:
-    from hutch.settings import Settings
+    from base.settings import Settings
 
     settings = Settings.from_env({"HUTCH_DATA": str(tmp_path), "HUTCH_SQL_MAX_PER_DEVELOPER": "3"})
     assert (settings.sql_max_per_developer, settings.sql_max_concurrent) == (3, 4)

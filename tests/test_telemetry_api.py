@@ -9,8 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of, eventually, hutch, list_all
+from tests.support.admin import developer_with_app, hutch
+from tests.support.responses import error_of, list_all
+from tests.support.servers import Server
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

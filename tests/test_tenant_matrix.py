@@ -20,10 +20,11 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
 
 from query.openapi import load_document
-from tests.builds_support import direct_upload
-from tests.conftest import Server
-from tests.helpers import developer_with_app, eventually, hutch
-from tests.otlp_builders import kv, logs, metrics, span, traces
+from tests.support.admin import developer_with_app, hutch
+from tests.support.builds import direct_upload
+from tests.support.otlp_builders import kv, logs, metrics, span, traces
+from tests.support.servers import Server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

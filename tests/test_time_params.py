@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from query.openapi import load_document
-from tests.conftest import Server
-from tests.helpers import developer_with_app, error_of
+from tests.support.admin import developer_with_app
+from tests.support.responses import error_of
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.integration
 
 OUT_OF_RANGE = (
     "0001-01-01T00:00:00+14:00",  # before year 1 in UTC

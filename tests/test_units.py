@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hutch.settings import Settings, SettingsError, url_path
+from base.settings import Settings, SettingsError, url_path
 from projections.telemetry import clickhouse_micros, transform
 from schemas.envelope import datetime_to_micros, iso_micros, micros_to_datetime, new_envelope, uuid7
 from schemas.telemetry import parse_events

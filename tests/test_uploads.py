@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.builds_support import (
+from tests.support.admin import developer_with_app
+from tests.support.builds import (
     bearer,
     developer_token,
     direct_upload,
@@ -23,8 +24,11 @@ from tests.builds_support import (
     payload,
     presigned_upload,
 )
-from tests.conftest import Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of, eventually
+from tests.support.responses import error_of
+from tests.support.servers import Server, serve_in_thread
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 LIMIT = 256 * 1024  # HUTCH_MAX_UPLOAD for these tests: oversize cases stay small
 
@@ -390,7 +394,7 @@ def test_oversized_presigned_upload_stores_nothing(server: Server, ada: str) -> 
 
 
 def _sign(server: Server, **grant: object) -> str:
-    from hutch.keys import derive
+    from base.keys import derive
     from storage.objects.signing import Grant, sign_url
 
     runtime = server.runtime

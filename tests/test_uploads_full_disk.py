@@ -16,9 +16,11 @@ from typing import NoReturn
 import httpx
 import pytest
 
-from tests.builds_support import bearer, direct_upload, follow, json_of, payload
-from tests.conftest import IN_CI, Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of
+from tests.support.admin import developer_with_app
+from tests.support.builds import bearer, direct_upload, follow, json_of, payload
+from tests.support.responses import error_of
+from tests.support.servers import Server, serve_in_thread
+from tests.support.services import IN_CI
 
 pytestmark = pytest.mark.integration
 

@@ -12,17 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builds_support import (
-    bearer,
-    direct_upload,
-    follow,
-    json_of,
-    payload,
-    presigned_upload,
-)
-from tests.conftest import Server, serve_in_thread
-from tests.helpers import developer_with_app, error_of
-from tests.test_objects_s3 import CREDENTIALS, moto_endpoint, verifying_s3  # noqa: F401
+from tests.support.admin import developer_with_app
+from tests.support.builds import bearer, direct_upload, follow, json_of, payload, presigned_upload
+from tests.support.responses import error_of
+from tests.support.s3 import CREDENTIALS
+from tests.support.servers import Server, serve_in_thread
+
+pytestmark = pytest.mark.integration
 
 LIMIT = 6 << 20  # over one 5 MiB part, so direct uploads go up as multipart uploads
 

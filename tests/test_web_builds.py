@@ -17,11 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from hutch.settings import Settings
-from tests.builds_support import bearer, developer_token, json_of
-from tests.conftest import Server, serve_in_thread
-from tests.helpers import error_of, hutch
-from tests.local_https import Handler, https_server
+from base.settings import Settings
+from tests.support.admin import hutch
+from tests.support.builds import bearer, developer_token, json_of
+from tests.support.local_https import Handler, https_server
+from tests.support.responses import error_of
+from tests.support.servers import Server, serve_in_thread
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("trustme")
 

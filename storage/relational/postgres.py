@@ -2,7 +2,7 @@
 
 The SQL is the one SQLite runs (`:name` parameters, ON CONFLICT, RETURNING, BIGINT micros),
 rewritten once per statement text into psycopg's `%(name)s` form. Transactions run at READ
-COMMITTED (set on every connection), which projections/relational.py relies on: the UPDATE that
+COMMITTED (set on every connection), which state/relational.py relies on: the UPDATE that
 takes a position row waits for a concurrent applier to commit, and the SELECT after it, a new
 statement with a new snapshot, sees the offset that applier committed.
 
@@ -99,7 +99,7 @@ def conninfo(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
 
 def _configure(conn: Connection) -> None:
     # Explicit, whatever the server's default_transaction_isolation says: the position lock
-    # in projections/relational.py needs each statement to see what committed before it.
+    # in state/relational.py needs each statement to see what committed before it.
     conn.isolation_level = IsolationLevel.READ_COMMITTED
 
 

@@ -46,8 +46,8 @@ class Relational(Protocol):
     def command_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold an exclusive lock across processes while a command validates and appends.
 
-        Commands on one aggregate run one at a time, so each validates against the state
-        its predecessors left (see projections/relational.py). PostgreSQL bounds the wait
+        CommandContext on one aggregate run one at a time, so each validates against the state
+        its predecessors left (see state/relational.py). PostgreSQL bounds the wait
         (then Unavailable); SQLite's file lock waits until the holder lets go.
         """
 

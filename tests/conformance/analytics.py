@@ -14,7 +14,7 @@ import pytest
 from storage.analytics import Analytics
 from storage.analytics.protocol import EngineInsert
 from storage.errors import BadQuery
-from tests.rowbinary import encode_rows
+from tests.support.rowbinary import encode_rows
 
 
 def create(analytics: Analytics, table: str) -> None:

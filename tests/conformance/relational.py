@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from projections.identity import IdentityProjection
-from projections.relational import apply_batch, position
 from schemas.envelope import new_envelope
 from schemas.identity import DeveloperCreated, encode
+from state.identity import IdentityProjection
+from state.relational import apply_batch, position
 from storage.errors import Conflict
 from storage.log import Record
 from storage.relational import Relational

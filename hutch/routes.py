@@ -1,0 +1,281 @@
+"""The one route table: every route Hutch serves, the resource that answers it, and which
+service answers it. Each service's app, and what the ingest service forwards, are derived
+from it (hutch/apps.py), so a new route is written down once.
+
+- `ingest`: writes, and the reads SDKs and downloads make at volume from the relational
+  store alone (flag definitions, OFREP, redirects to builds);
+- `query`: reads over the read models; under `hutch serve` the process that owns chDB
+  answers them, and the ingest workers forward them there;
+- `both`: answered by whichever service is asked (who is calling, /metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from base.keys import derive
+from hutch.runtime import Runtime
+from ingest.downloads import LatestDownload, PlatformDownload
+from ingest.flags.api import FlagCommands
+from ingest.flags.evaluations import FlagEvaluationIngest
+from ingest.icons import AppIcon
+from ingest.identity_api import (
+    AppCommands,
+    AppSecret,
+    AppSettings,
+    PreviousSecrets,
+    TokenCommands,
+    TokenRevocation,
+)
+from ingest.objects import SignedObjects
+from ingest.otlp import ROUTES as OTLP_ROUTES
+from ingest.otlp import OtlpIngest
+from ingest.telemetry import TelemetryIngest
+from ingest.uploads import Presign, Upload
+from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
+from query.app_info import AppBuildListing, AppInfo, Images
+from query.flags.api import FlagListing, FlagLookup
+from query.flags.ofrep_api import OfrepFlag, OfrepFlags
+from query.flags.sdk import FlagDefinitions
+from query.flags.stats import FlagStats
+from query.health import Health, store_checks
+from query.identity_api import AppListing, AuthStatus, TokenListing
+from query.openapi import OpenApiDocument
+from query.otel_logs import LogListing
+from query.otel_metrics import MetricQuery
+from query.otel_traces import TraceLookup, TraceSearch
+from query.sql_api import Admission, SqlQuery
+from query.sql_scope import ScopedSql
+from query.telemetry import TelemetryListing
+from query.web_builds_api import BuildListing, BuildStatusResource
+from schemas.otlp.rules import Signal
+from storage.analytics import Analytics
+from web.request_metrics import MetricsResource
+
+Service = Literal["ingest", "query", "both"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    uri: str
+    service: Service
+    resource: type
+    """Its `on_<method>` responders are the route's methods (what ingest forwards)."""
+    make: Callable[[Runtime], object]
+    alone: bool = False
+    """A query route the ingest service answers itself when it forwards nothing."""
+    when: Callable[[Runtime], bool] = lambda runtime: True
+    """Whether this deployment has the route at all."""
+
+
+def analytics(runtime: Runtime) -> Analytics:
+    assert runtime.analytics is not None, "the query service needs the analytics store"
+    return runtime.analytics
+
+
+def sql(rt: Runtime) -> SqlQuery:
+    s = rt.settings
+    scoped = ScopedSql(
+        analytics(rt),
+        timeout_s=s.sql_timeout_s,
+        max_memory_bytes=s.sql_max_memory,
+        max_result_bytes=s.sql_max_result_bytes,
+    )
+    admission = Admission(s.sql_max_concurrent, s.sql_max_per_developer)
+    return SqlQuery(scoped, rt.auth, s.sql_max_rows, admission)
+
+
+def signed_objects(rt: Runtime) -> SignedObjects:
+    return SignedObjects(rt.objects, derive(rt.secret, "objects"))
+
+
+def otlp(signal: Signal) -> Callable[[Runtime], OtlpIngest]:
+    def make(rt: Runtime) -> OtlpIngest:
+        return OtlpIngest(signal, rt.log, rt.auth, rt.settings.otlp_max_body_bytes)
+
+    return make
+
+
+def health(rt: Runtime) -> Health:
+    return store_checks(rt.log, rt.db, rt.analytics)
+
+
+ROUTES: list[Route] = [
+    # who is calling, the metrics, the API itself
+    Route("/api/auth/status", "both", AuthStatus, lambda rt: AuthStatus(rt.auth)),
+    Route("/metrics", "both", MetricsResource, lambda rt: MetricsResource()),
+    Route("/api/health", "query", Health, health, alone=True),
+    Route("/api/openapi.json", "query", OpenApiDocument, lambda rt: OpenApiDocument()),
+    # identity
+    Route("/api/apps", "ingest", AppCommands, lambda rt: AppCommands(rt.command_context, rt.auth)),
+    Route("/api/apps", "query", AppListing, lambda rt: AppListing(rt.db, rt.auth)),
+    Route(
+        "/api/apps/{app}",
+        "ingest",
+        AppSettings,
+        lambda rt: AppSettings(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/apps/{app}/secret",
+        "ingest",
+        AppSecret,
+        lambda rt: AppSecret(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/apps/{app}/secret/previous",
+        "ingest",
+        PreviousSecrets,
+        lambda rt: PreviousSecrets(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/tokens",
+        "ingest",
+        TokenCommands,
+        lambda rt: TokenCommands(rt.command_context, rt.auth),
+    ),
+    Route("/api/tokens", "query", TokenListing, lambda rt: TokenListing(rt.db, rt.auth)),
+    Route(
+        "/api/tokens/{token_id}",
+        "ingest",
+        TokenRevocation,
+        lambda rt: TokenRevocation(rt.command_context, rt.auth),
+    ),
+    # telemetry and OTLP
+    Route(
+        "/api/telemetry",
+        "ingest",
+        TelemetryIngest,
+        lambda rt: TelemetryIngest(rt.log, rt.auth, rt.settings.max_body_bytes),
+    ),
+    Route(
+        "/api/telemetry",
+        "query",
+        TelemetryListing,
+        lambda rt: TelemetryListing(analytics(rt), rt.auth),
+    ),
+    *(Route(uri, "ingest", OtlpIngest, otlp(signal)) for signal, uri in OTLP_ROUTES.items()),
+    Route("/api/traces", "query", TraceSearch, lambda rt: TraceSearch(analytics(rt), rt.auth)),
+    Route(
+        "/api/traces/{traceId}",
+        "query",
+        TraceLookup,
+        lambda rt: TraceLookup(analytics(rt), rt.auth),
+    ),
+    Route("/api/logs", "query", LogListing, lambda rt: LogListing(analytics(rt), rt.auth)),
+    Route("/api/metrics", "query", MetricQuery, lambda rt: MetricQuery(analytics(rt), rt.auth)),
+    Route("/api/sql", "query", SqlQuery, sql),
+    # flags
+    Route(
+        "/api/apps/{app}/flags",
+        "query",
+        FlagListing,
+        lambda rt: FlagListing(rt.db, rt.auth),
+    ),
+    Route(
+        "/api/apps/{app}/flags/{name}",
+        "ingest",
+        FlagCommands,
+        lambda rt: FlagCommands(rt.command_context, rt.auth, rt.flags),
+    ),
+    Route(
+        "/api/apps/{app}/flags/{name}",
+        "query",
+        FlagLookup,
+        lambda rt: FlagLookup(rt.db, rt.auth),
+    ),
+    Route(
+        "/api/flags/{name}/stats",
+        "query",
+        FlagStats,
+        lambda rt: FlagStats(analytics(rt), rt.auth),
+    ),
+    Route("/v1/flags", "ingest", FlagDefinitions, lambda rt: FlagDefinitions(rt.auth, rt.flags)),
+    Route(
+        "/v1/flags/eval",
+        "ingest",
+        FlagEvaluationIngest,
+        lambda rt: FlagEvaluationIngest(rt.log, rt.auth, rt.flags, rt.settings.max_body_bytes),
+    ),
+    Route(
+        "/ofrep/v1/evaluate/flags/{key}",
+        "ingest",
+        OfrepFlag,
+        lambda rt: OfrepFlag(rt.auth, rt.flags),
+    ),
+    Route(
+        "/ofrep/v1/evaluate/flags", "ingest", OfrepFlags, lambda rt: OfrepFlags(rt.auth, rt.flags)
+    ),
+    # builds: uploads, downloads (GETs that append a download event), icons, public info
+    Route(
+        "/api/upload/presign", "ingest", Presign, lambda rt: Presign(rt.command_context, rt.auth)
+    ),
+    Route("/api/upload", "ingest", Upload, lambda rt: Upload(rt.command_context, rt.auth)),
+    Route(
+        "/api/apps/{app}/latest",
+        "ingest",
+        LatestDownload,
+        lambda rt: LatestDownload(rt.command_context),
+    ),
+    Route(
+        "/api/apps/{app}/latest/{os}/{arch}/{format}",
+        "ingest",
+        PlatformDownload,
+        lambda rt: PlatformDownload(rt.command_context),
+    ),
+    Route(
+        "/api/apps/{app}/icon", "ingest", AppIcon, lambda rt: AppIcon(rt.command_context, rt.auth)
+    ),
+    Route(
+        "/api/app/{id}",
+        "query",
+        AppInfo,
+        lambda rt: AppInfo(rt.db, rt.objects, rt.settings.public_url),
+    ),
+    Route(
+        "/api/apps/{app}/builds",
+        "query",
+        AppBuildListing,
+        lambda rt: AppBuildListing(rt.db, rt.auth),
+    ),
+    Route("/api/img/{key}", "query", Images, lambda rt: Images(rt.objects)),
+    Route(
+        "/objects/{key:path}",
+        "ingest",
+        SignedObjects,
+        signed_objects,
+        when=lambda rt: rt.objects_served_here,
+    ),
+    # the web-app build service and its workers
+    Route(
+        "/api/v1/builds",
+        "ingest",
+        BuildCommands,
+        lambda rt: BuildCommands(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/v1/builds",
+        "query",
+        BuildListing,
+        lambda rt: BuildListing(rt.db, rt.objects, rt.auth),
+    ),
+    Route(
+        "/api/v1/builds/{id}",
+        "query",
+        BuildStatusResource,
+        lambda rt: BuildStatusResource(rt.db, rt.objects, rt.auth),
+    ),
+    Route(
+        "/api/v1/worker/claim",
+        "ingest",
+        WorkerClaim,
+        lambda rt: WorkerClaim(rt.command_context, rt.workers),
+    ),
+    Route(
+        "/api/v1/worker/builds/{build_id}/status",
+        "ingest",
+        WorkerReport,
+        lambda rt: WorkerReport(rt.command_context, rt.workers),
+    ),
+]

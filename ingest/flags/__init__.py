@@ -1,0 +1,2 @@
+"""Flag writes: define and delete definitions (the app's owner), and SDKs' evaluation
+reports."""

@@ -1,0 +1,115 @@
+"""Reads of the identity tables (state/identity.py writes them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.relational import Relational, Transaction
+from storage.relational.protocol import Row
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    name: str
+    developer: str
+    retention_days: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: str
+    developer: str
+    name: str
+    prefix: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+    def live(self, now: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+_APP = "SELECT name, developer, retention_days, created_at FROM apps"
+_TOKEN = "SELECT id, developer, name, prefix, created_at, expires_at, revoked_at FROM tokens"  # noqa: S105 (a query, not a password)
+
+
+def _app(row: Row) -> App:
+    return App(str(row[0]), str(row[1]), int(row[2]), int(row[3]))
+
+
+def _token(row: Row) -> Token:
+    return Token(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        int(row[4]),
+        None if row[5] is None else int(row[5]),
+        None if row[6] is None else int(row[6]),
+    )
+
+
+def developer_exists(db: Relational | Transaction, name: str) -> bool:
+    return db.fetchone("SELECT 1 FROM developers WHERE name = :n", {"n": name}) is not None
+
+
+def app_named(db: Relational | Transaction, name: str) -> App | None:
+    row = db.fetchone(f"{_APP} WHERE name = :n", {"n": name})
+    return None if row is None else _app(row)
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecret:
+    """The app a secret belongs to, and when the secret stops working (None: it is the
+    app's current secret; a time: a rotation replaced it and that is its grace's end)."""
+
+    app: App
+    expires_at: int | None
+
+    def live(self, now: int) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+def app_by_secret_hash(db: Relational, secret_hash: str) -> AppSecret | None:
+    row = db.fetchone(
+        "SELECT a.name, a.developer, a.retention_days, a.created_at, s.expires_at "
+        "FROM app_secrets s JOIN apps a ON a.name = s.app WHERE s.secret_hash = :h",
+        {"h": secret_hash},
+    )
+    if row is None:
+        return None
+    return AppSecret(_app(row), None if row[4] is None else int(row[4]))
+
+
+def previous_secrets_live(db: Relational | Transaction, app: str, now: int) -> int:
+    """How many of the app's earlier secrets still work (within a rotation's grace)."""
+    row = db.fetchone(
+        "SELECT COUNT(*) FROM app_secrets WHERE app = :a AND expires_at > :now",
+        {"a": app, "now": now},
+    )
+    return 0 if row is None else int(row[0])
+
+
+def apps_of(db: Relational, developer: str) -> list[App]:
+    rows = db.fetchall(f"{_APP} WHERE developer = :d ORDER BY name", {"d": developer})
+    return [_app(r) for r in rows]
+
+
+def retention_days(db: Relational) -> dict[str, int]:
+    return {str(r[0]): int(r[1]) for r in db.fetchall("SELECT name, retention_days FROM apps")}
+
+
+def token_by_hash(db: Relational, token_hash: str) -> Token | None:
+    row = db.fetchone(f"{_TOKEN} WHERE token_hash = :h", {"h": token_hash})
+    return None if row is None else _token(row)
+
+
+def token_by_id(db: Relational | Transaction, token_id: str) -> Token | None:
+    row = db.fetchone(f"{_TOKEN} WHERE id = :i", {"i": token_id})
+    return None if row is None else _token(row)
+
+
+def tokens_of(db: Relational | Transaction, developer: str) -> list[Token]:
+    rows = db.fetchall(f"{_TOKEN} WHERE developer = :d ORDER BY created_at DESC", {"d": developer})
+    return [_token(r) for r in rows]
