@@ -25,7 +25,7 @@ from base.settings import Settings, SettingsError
 KEY_FILE = "secret.key"
 MIN_KEY_CHARS = 16
 
-Purpose = Literal["objects", "download-clients", "upload-keys"]
+Purpose = Literal["objects", "download-clients", "upload-keys", "job-secrets"]
 
 
 def secret_key(settings: Settings) -> bytes:

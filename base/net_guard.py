@@ -1,5 +1,5 @@
-"""SSRF guard for the builder: which URLs Hutch may fetch on a user's behalf, and a fetch
-that cannot be steered to an internal address.
+"""SSRF guard for the builder and job webhooks: which URLs Hutch may fetch (or POST to) on a
+user's behalf, and requests that cannot be steered to an internal address.
 
 Two checks, at two moments:
 - `check_url_literal` when a build is requested: https only, no credentials in the URL, and
@@ -10,6 +10,8 @@ Two checks, at two moments:
   real name in the Host header and in TLS SNI/certificate checks), so a DNS answer that
   changes between check and connect (rebinding) cannot redirect it. Redirects are followed
   by hand, each hop checked again; bodies are capped; every step has a deadline.
+- `post` (job webhooks) makes the same checked request once, with a body, following no
+  redirect.
 
 `HUTCH_BUILDER_ALLOW_NETWORKS` (e.g. "127.0.0.0/8,::1/128") names networks that count as
 allowed anyway, for tests and private deployments; `parse_allowed_networks` reads it.
@@ -233,17 +235,7 @@ async def fetch(
     """
     schemes = tuple(schemes)
     try:
-        async with (
-            asyncio.timeout(total_timeout_s),
-            httpx.AsyncClient(
-                verify=verify,
-                trust_env=False,  # a proxy would resolve names itself, undoing the pinning
-                follow_redirects=False,
-                timeout=httpx.Timeout(timeout_s),
-                # One connection per request: a pooled one could carry another name's TLS session.
-                limits=httpx.Limits(max_keepalive_connections=0),
-            ) as client,
-        ):
+        async with asyncio.timeout(total_timeout_s), _client(verify, timeout_s) as client:
             for _ in range(max_redirects + 1):
                 result = await _fetch_once(client, url, allowed, schemes, max_bytes, headers)
                 location = result.headers.get("location")
@@ -255,6 +247,40 @@ async def fetch(
     raise FetchError(f"more than {max_redirects} redirects")
 
 
+async def post(
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    allowed: AllowedNetworks = (),
+    max_bytes: int = 64 << 10,
+    timeout_s: float = 10.0,
+    verify: ssl.SSLContext | bool = True,
+    schemes: Iterable[str] = ("https",),
+) -> FetchResult:
+    """POST `body` to `url` under the guard, once: a redirect is returned, not followed (a
+    body is not sent again to wherever an answer points). Raises BlockedURL or FetchError;
+    the answer's body is read up to `max_bytes`."""
+    try:
+        async with asyncio.timeout(timeout_s), _client(verify, timeout_s) as client:
+            return await _fetch_once(
+                client, url, allowed, tuple(schemes), max_bytes, headers, "POST", body
+            )
+    except TimeoutError:
+        raise FetchError(f"posting to {url} took longer than {timeout_s} s") from None
+
+
+def _client(verify: ssl.SSLContext | bool, timeout_s: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=verify,
+        trust_env=False,  # a proxy would resolve names itself, undoing the pinning
+        follow_redirects=False,
+        timeout=httpx.Timeout(timeout_s),
+        # One connection per request: a pooled one could carry another name's TLS session.
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
 async def _fetch_once(
     client: httpx.AsyncClient,
     url: str,
@@ -262,6 +288,8 @@ async def _fetch_once(
     schemes: tuple[str, ...],
     max_bytes: int,
     extra_headers: Mapping[str, str] | None,
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> FetchResult:
     problem = check_url_literal(url, allowed, schemes)
     if problem:
@@ -281,7 +309,11 @@ async def _fetch_once(
     last_error: Exception | None = None
     for ip in addresses:
         request = client.build_request(
-            "GET", target.copy_with(host=str(ip)), headers=headers, extensions=extensions
+            method,
+            target.copy_with(host=str(ip)),
+            headers=headers,
+            content=content,
+            extensions=extensions,
         )
         try:
             response = await client.send(request, stream=True)

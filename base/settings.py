@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -76,10 +76,41 @@ OPTIONS: dict[str, Option] = {
         "",
         "non-public networks the builder may fetch from, e.g. 127.0.0.0/8,::1/128 (tests)",
     ),
+    "webhook_allow_networks": Option(
+        "HUTCH_WEBHOOK_ALLOW_NETWORKS",
+        "",
+        "non-public networks job webhooks may be sent to, e.g. 127.0.0.0/8,::1/128 (tests)",
+    ),
+    "smtp_url": Option(
+        "HUTCH_SMTP_URL",
+        "",
+        "mail server for job e-mail triggers: smtp://[user:pw@]host[:25], "
+        "smtp+starttls://user:pw@host[:587] or smtps://user:pw@host[:465]; empty: none "
+        "(e-mail deliveries are recorded as failed)",
+    ),
+    "smtp_from": Option(
+        "HUTCH_SMTP_FROM",
+        "",
+        "From address of job e-mails, e.g. 'Hutch CI <ci@example.org>'; empty: "
+        "hutch@<the host of HUTCH_PUBLIC_URL>",
+    ),
     "secret_key": Option(
         "HUTCH_SECRET_KEY",
         "",
         "key that signs object URLs; empty: generated once into the data dir",
+    ),
+    "secrets_key": Option(
+        "HUTCH_SECRETS_KEY",
+        "",
+        "AES-256-GCM key sealing CI job secrets at rest: 32 bytes as 64 hex digits or base64; "
+        "empty: derived from the server key (HUTCH_SECRET_KEY or the data dir's)",
+    ),
+    "secrets_old_keys": Option(
+        "HUTCH_SECRETS_OLD_KEYS",
+        "",
+        "comma-separated earlier HUTCH_SECRETS_KEY values (`derived`: the default derived "
+        "from the server key) still opening the secrets sealed with them; keep each while "
+        "`hutch secret keys` shows it in use",
     ),
     "sql_max_rows": Option(
         "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
@@ -99,6 +130,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "max_upload_bytes": Option(
         "HUTCH_MAX_UPLOAD", "209715200", "largest build upload accepted, in bytes (200 MiB)"
+    ),
+    "job_lease_s": Option(
+        "HUTCH_JOB_LEASE",
+        "60",
+        "seconds a CI runner holds a job without reporting before it is requeued",
     ),
     "build_lease_s": Option(
         "HUTCH_BUILD_LEASE",
@@ -145,7 +181,12 @@ class Settings:
     append_timeout_s: float
     log_level: str
     builder_allow_networks: str
+    webhook_allow_networks: str
+    smtp_url: str = field(repr=False)  # may hold the mail server's password
+    smtp_from: str
     secret_key: str
+    secrets_key: str = field(repr=False)
+    secrets_old_keys: str = field(repr=False)
     sql_max_rows: int
     sql_timeout_s: float
     sql_max_memory: int
@@ -154,6 +195,7 @@ class Settings:
     sql_max_per_developer: int
     max_upload_bytes: int
     build_lease_s: int
+    job_lease_s: int
     start_wait_s: float
     client_timeout_s: float
     client_min_rate: int
@@ -187,7 +229,12 @@ class Settings:
                 append_timeout_s=float(values["append_timeout_s"]),
                 log_level=values["log_level"].upper(),
                 builder_allow_networks=values["builder_allow_networks"],
+                webhook_allow_networks=values["webhook_allow_networks"],
+                smtp_url=_smtp_url(values["smtp_url"]),
+                smtp_from=values["smtp_from"],
                 secret_key=values["secret_key"],
+                secrets_key=values["secrets_key"],
+                secrets_old_keys=values["secrets_old_keys"],
                 sql_max_rows=int(values["sql_max_rows"]),
                 sql_timeout_s=float(values["sql_timeout_s"]),
                 sql_max_memory=int(values["sql_max_memory"]),
@@ -196,6 +243,7 @@ class Settings:
                 sql_max_per_developer=int(values["sql_max_per_developer"]),
                 max_upload_bytes=int(values["max_upload_bytes"]),
                 build_lease_s=int(values["build_lease_s"]),
+                job_lease_s=int(values["job_lease_s"]),
                 start_wait_s=float(values["start_wait_s"]),
                 client_timeout_s=_positive(float(values["client_timeout_s"]), "client_timeout_s"),
                 client_min_rate=int(_positive(int(values["client_min_rate"]), "client_min_rate")),
@@ -222,6 +270,15 @@ def _positive(value: float, name: str) -> float:
     if value <= 0:
         raise ValueError(f"{OPTIONS[name].env} must be above 0, not {value:g}")
     return value
+
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+def _smtp_url(url: str) -> str:
+    if url and url_scheme(url) not in SMTP_SCHEMES:
+        raise ValueError(f"HUTCH_SMTP_URL must start with {', '.join(SMTP_SCHEMES)} (://)")
+    return url
 
 
 def url_path(url: str) -> Path:

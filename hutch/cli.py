@@ -13,7 +13,7 @@ import orjson
 
 from base.jsonlogs import configure_logging
 from base.settings import OPTIONS, Settings, SettingsError
-from hutch import flag_cli
+from hutch import flag_cli, secret_cli
 from hutch.data_lock import DataDirInUse
 
 SETTINGS_HELP = "settings (environment variables; flags override them):\n" + "\n".join(
@@ -106,11 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("--developer", required=True)
     token_create.add_argument("--name", default="default", help="a label for the token")
     token_create.add_argument("--expires", default="never", choices=["never", "1w", "2w", "1month"])
+    token_create.add_argument(
+        "--scopes",
+        help="limit the token to these comma-separated scopes (jobs:read, jobs:write, "
+        "secrets:read, secrets:write); without: a full-access token",
+    )
     token_revoke = token.add_parser("revoke", help="revoke an API token by id")
     token_revoke.add_argument("id")
     token_revoke.add_argument("--developer", required=True)
 
     flag_cli.add_commands(command)
+    secret_cli.add_commands(command)
     worker = command("worker", "manage builder worker tokens").add_subparsers(
         dest="action", required=True
     )
@@ -118,6 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     worker_create.add_argument("name", help="a label for the worker (e.g. its host)")
     worker_revoke = worker.add_parser("revoke", help="revoke a builder worker's token by id")
     worker_revoke.add_argument("id")
+
+    provisioner = command(
+        "provisioner", "manage CI provisioner tokens (hutch runner, Builtiful provisioners)"
+    ).add_subparsers(dest="action", required=True)
+    provisioner_create = provisioner.add_parser(
+        "create", help="create a provisioner; prints its token (hp_…) once"
+    )
+    provisioner_create.add_argument("name", help="a label for the provisioner (e.g. its host)")
+    provisioner_revoke = provisioner.add_parser("revoke", help="revoke a provisioner's token")
+    provisioner_revoke.add_argument("id")
 
     builder = command(
         "builder",
@@ -210,7 +226,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return _admin(
                 settings,
                 lambda rt: _commands().create_token(
-                    rt.command_context, args.developer, args.name, args.expires
+                    rt.command_context, args.developer, args.name, args.expires, args.scopes
                 ),
             )
         case "token":
@@ -220,6 +236,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
         case "flag":
             return _admin(settings, lambda rt: flag_cli.run(rt, args))
+        case "secret":
+            return _admin(settings, lambda rt: secret_cli.run(rt, args))
         case "worker" if args.action == "create":
             return _admin(
                 settings, lambda rt: _build_commands().create_worker(rt.command_context, args.name)
@@ -227,6 +245,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "worker":
             return _admin(
                 settings, lambda rt: _build_commands().revoke_worker(rt.command_context, args.id)
+            )
+        case "provisioner" if args.action == "create":
+            return _admin(
+                settings,
+                lambda rt: _job_commands().create_provisioner(rt.command_context, args.name),
+            )
+        case "provisioner":
+            return _admin(
+                settings, lambda rt: _job_commands().revoke_provisioner(rt.command_context, args.id)
             )
         case "builder":
             from builder.main import run_builder
@@ -248,6 +275,12 @@ def _commands() -> Any:
     from ingest import identity_commands
 
     return identity_commands
+
+
+def _job_commands() -> Any:
+    from ingest.jobs import commands
+
+    return commands
 
 
 def _build_commands() -> Any:

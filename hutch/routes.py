@@ -29,9 +29,18 @@ from ingest.identity_api import (
     TokenCommands,
     TokenRevocation,
 )
+from ingest.jobs.api import JobCancel, JobStart, JobSubmission
+from ingest.jobs.runner_api import (
+    ProvisionerDequeue,
+    RunnerArtifacts,
+    RunnerLogs,
+    RunnerStatus,
+    RunnerTaskStatus,
+)
 from ingest.objects import SignedObjects
 from ingest.otlp import ROUTES as OTLP_ROUTES
 from ingest.otlp import OtlpIngest
+from ingest.secrets_api import SecretCommands, SecretDeletion
 from ingest.telemetry import TelemetryIngest
 from ingest.uploads import Presign, Upload
 from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
@@ -42,10 +51,14 @@ from query.flags.sdk import FlagDefinitions
 from query.flags.stats import FlagStats
 from query.health import Health, store_checks
 from query.identity_api import AppListing, AuthStatus, TokenListing
+from query.jobs.api import JobListing, JobLookup, JobManifest, JobReads, TenantJobs
+from query.jobs.deliveries import JobDeliveries
+from query.jobs.logs import JobSetupLog, JobTaskLog
 from query.openapi import OpenApiDocument
 from query.otel_logs import LogListing
 from query.otel_metrics import MetricQuery
 from query.otel_traces import TraceLookup, TraceSearch
+from query.secrets_api import SecretListing
 from query.sql_api import Admission, SqlQuery
 from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
@@ -94,6 +107,15 @@ def signed_objects(rt: Runtime) -> SignedObjects:
 def otlp(signal: Signal) -> Callable[[Runtime], OtlpIngest]:
     def make(rt: Runtime) -> OtlpIngest:
         return OtlpIngest(signal, rt.log, rt.auth, rt.settings.otlp_max_body_bytes)
+
+    return make
+
+
+def jobs(kind: type[JobReads]) -> Callable[[Runtime], JobReads]:
+    """A job read: the relational store, objects for artifact URLs, auth, the public URL."""
+
+    def make(rt: Runtime) -> JobReads:
+        return kind(rt.db, rt.objects, rt.auth, rt.settings.public_url)
 
     return make
 
@@ -277,5 +299,78 @@ ROUTES: list[Route] = [
         "ingest",
         WorkerReport,
         lambda rt: WorkerReport(rt.command_context, rt.workers),
+    ),
+    # CI jobs: builds.sr.ht's and Builtiful's, and the runners' side (docs/jobs.md)
+    Route(
+        "/api/jobs", "ingest", JobSubmission, lambda rt: JobSubmission(rt.command_context, rt.auth)
+    ),
+    Route("/api/jobs", "query", JobListing, jobs(JobListing)),
+    Route("/api/jobs/{id}", "query", JobLookup, jobs(JobLookup)),
+    Route("/api/jobs/{id}/manifest", "query", JobManifest, jobs(JobManifest)),
+    Route(
+        "/api/jobs/{id}/start", "ingest", JobStart, lambda rt: JobStart(rt.command_context, rt.auth)
+    ),
+    Route(
+        "/api/jobs/{id}/cancel",
+        "ingest",
+        JobCancel,
+        lambda rt: JobCancel(rt.command_context, rt.auth),
+    ),
+    Route("/api/jobs/{id}/deliveries", "query", JobDeliveries, jobs(JobDeliveries)),
+    Route(
+        "/api/jobs/{id}/log",
+        "query",
+        JobSetupLog,
+        lambda rt: JobSetupLog(analytics(rt), rt.db, rt.auth),
+    ),
+    Route(
+        "/api/jobs/{id}/tasks/{name}/log",
+        "query",
+        JobTaskLog,
+        lambda rt: JobTaskLog(analytics(rt), rt.db, rt.auth),
+    ),
+    Route("/api/tenants/{tenant_id}/jobs", "query", TenantJobs, jobs(TenantJobs)),
+    Route(
+        "/api/secrets",
+        "ingest",
+        SecretCommands,
+        lambda rt: SecretCommands(rt.command_context, rt.auth),
+    ),
+    Route("/api/secrets", "query", SecretListing, lambda rt: SecretListing(rt.db, rt.auth)),
+    Route(
+        "/api/secrets/{secret_id}",
+        "ingest",
+        SecretDeletion,
+        lambda rt: SecretDeletion(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/provisioner/dequeue",
+        "ingest",
+        ProvisionerDequeue,
+        lambda rt: ProvisionerDequeue(rt.command_context, rt.provisioners),
+    ),
+    Route(
+        "/api/runner/jobs/{uuid}/status",
+        "ingest",
+        RunnerStatus,
+        lambda rt: RunnerStatus(rt.command_context, rt.provisioners),
+    ),
+    Route(
+        "/api/runner/jobs/{uuid}/tasks/{name}/status",
+        "ingest",
+        RunnerTaskStatus,
+        lambda rt: RunnerTaskStatus(rt.command_context, rt.provisioners),
+    ),
+    Route(
+        "/api/runner/jobs/{uuid}/logs",
+        "ingest",
+        RunnerLogs,
+        lambda rt: RunnerLogs(rt.command_context, rt.provisioners),
+    ),
+    Route(
+        "/api/runner/jobs/{uuid}/artifacts",
+        "ingest",
+        RunnerArtifacts,
+        lambda rt: RunnerArtifacts(rt.command_context, rt.provisioners),
     ),
 ]

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 from base.keys import derive, secret_key
 from base.prometheus import TALLY, flush_forever
+from base.secret_box import SecretBox, box_from_settings
 from base.settings import Settings, url_scheme
 from hutch.data_lock import DataLock, acquire
 from hutch.wiring import open_analytics, open_log, open_relational
+from ingest.job_triggers import run_forever as run_triggers
 from projections.flag_evaluations import FlagEvaluationsProjection
 from projections.interface import AnalyticsProjection
+from projections.job_logs import JobLogsProjection
 from projections.otel_logs import OtelLogsProjection
 from projections.otel_metrics import OtelMetricsProjection
 from projections.otel_traces import OtelTracesProjection
@@ -39,7 +42,7 @@ from storage.log import EventLog
 from storage.objects import ObjectStore, open_object_store
 from storage.relational import Relational
 from web.auth import Authenticator
-from web.worker_auth import WorkerAuth
+from web.worker_auth import ProvisionerAuth, WorkerAuth
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,10 @@ class Runtime:
     flags: FlagCache = field(init=False)
     analytics: Analytics | None = field(init=False, default=None)
     secret: bytes = field(init=False, repr=False)
+    secret_box: SecretBox = field(init=False, repr=False)
     objects: ObjectStore = field(init=False)
     workers: WorkerAuth = field(init=False)
+    provisioners: ProvisionerAuth = field(init=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _retention: dict[str, int] = field(init=False, default_factory=dict)
@@ -125,12 +130,14 @@ class Runtime:
         self.auth = Authenticator(self.db)
         self.flags = FlagCache(self.db)
         self.secret = secret_key(self.settings)
+        self.secret_box = box_from_settings(self.settings, self.secret)
         self.objects = open_object_store(
             self.settings.objects_url,
             public_url=self.settings.public_url,
             secret=derive(self.secret, "objects"),
         )
         self.workers = WorkerAuth(self.db)
+        self.provisioners = ProvisionerAuth(self.db)
         if self.want_analytics or self.run_projectors:
             try:
                 self.analytics = open_analytics(self.settings)
@@ -147,6 +154,7 @@ class Runtime:
             self.objects,
             client_key=derive(self.secret, "download-clients"),
             upload_key=derive(self.secret, "upload-keys"),
+            secret_box=self.secret_box,
         )
 
     @property
@@ -193,6 +201,9 @@ class Runtime:
         self._spawn(
             lambda: run_relational(self.log, self.db, relational, stop=self._stop), "relational"
         )
+        self._spawn(
+            lambda: run_triggers(self.log, self.db, self.settings, stop=self._stop), "job-triggers"
+        )
 
     def _spawn(self, start: Callable[[], Awaitable[None]], name: str) -> None:
         self._tasks.append(
@@ -209,6 +220,7 @@ class Runtime:
             OtelLogsProjection(days),
             OtelMetricsProjection(days),
             FlagEvaluationsProjection(self.retention_of),
+            JobLogsProjection(days),
         ]
 
     def batch_of(self, projection: AnalyticsProjection) -> int:

@@ -24,6 +24,7 @@ from web.body import read_json_object, send_json
 
 _STRING = "a string"
 _INTEGER = "an integer"
+_STRINGS = "a list of strings"
 
 
 def typed(body: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -37,6 +38,8 @@ def typed(body: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
         value = body[name]
         if kind == _STRING:
             fits = isinstance(value, str)
+        elif kind == _STRINGS:
+            fits = isinstance(value, list) and all(isinstance(v, str) for v in value)
         else:  # JSON has no integer type of its own: true and 1.0 are not integers here
             fits = isinstance(value, int) and not isinstance(value, bool)
         if not fits:
@@ -75,9 +78,10 @@ class TokenCommands:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
-        body = typed(await read_json_object(req), {"name": _STRING, "expires": _STRING})
+        fields = {"name": _STRING, "expires": _STRING, "scopes": _STRINGS}
+        body = typed(await read_json_object(req), fields)
         result = await commands.create_token(
-            self._ctx, developer, body.get("name"), body.get("expires", "never")
+            self._ctx, developer, body.get("name"), body.get("expires", "never"), body.get("scopes")
         )
         send_json(resp, 201, result)
 

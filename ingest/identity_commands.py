@@ -61,7 +61,33 @@ async def create_developer(ctx: CommandContext, name: object) -> dict[str, Any]:
         if await asyncio.to_thread(q.developer_exists, ctx.db, name):
             raise ConflictError(f"developer {name!r} already exists", field="name")
         await _append(ctx, "developer.created.v1", name, s.DeveloperCreated(name))
-    return {"developer": name}
+        tenant = await _personal_tenant(ctx, name)
+    return {"developer": name, "tenant": tenant}
+
+
+async def _personal_tenant(ctx: CommandContext, developer: str) -> str:
+    """The developer's personal tenant, made now if they have none (developers made before
+    tenants existed). Call under the developer's command."""
+    found = await asyncio.to_thread(q.personal_tenant, ctx.db, developer)
+    if found is not None:
+        return found.id
+    tenant = s.TenantCreated(id=uuid7(), name=developer, kind="personal", owner=developer)
+    member = s.TenantMemberAdded(tenant.id, developer, role="owner")
+    envelopes = [
+        new_envelope("tenant.created.v1", s.encode(tenant), key=developer),
+        new_envelope("tenant.member_added.v1", s.encode(member), key=developer),
+    ]
+    await ctx.append("apps", envelopes, IDENTITY)
+    return tenant.id
+
+
+async def personal_tenant(ctx: CommandContext, developer: str) -> str:
+    """The id of the developer's personal tenant (made if missing)."""
+    found = await asyncio.to_thread(q.personal_tenant, ctx.db, developer)
+    if found is not None:
+        return found.id
+    async with ctx.command(f"developer:{developer}", IDENTITY):
+        return await _personal_tenant(ctx, developer)
 
 
 def _check_retention(days: object) -> int:
@@ -120,10 +146,18 @@ async def set_retention(
 
 
 async def create_token(
-    ctx: CommandContext, developer: Developer | str, label: object = None, expires: object = "never"
+    ctx: CommandContext,
+    developer: Developer | str,
+    label: object = None,
+    expires: object = "never",
+    scopes: object = None,
 ) -> dict[str, Any]:
     caller = _caller(developer)
     developer = caller.name
+    try:
+        limited = s.parse_scopes(scopes)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), field="scopes") from None
     label = "default" if label is None else label
     if not isinstance(label, str) or not 1 <= len(label) <= 64:
         raise Unprocessable("name must be a string of 1 to 64 characters", field="name")
@@ -155,6 +189,7 @@ async def create_token(
             token_hash=digest(token),
             prefix=token[:10],
             expires_at=expires_at,
+            scopes=limited,
         )
         await _append(ctx, "token.created.v1", developer, created)
     return {
@@ -163,6 +198,7 @@ async def create_token(
         "name": label,
         "expires": expires,
         "expiresAt": None if expires_at is None else iso_micros(expires_at),
+        "scopes": None if limited is None else list(limited),
     }
 
 

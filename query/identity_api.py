@@ -56,6 +56,7 @@ class TokenListing:
                         "createdAt": iso_micros(t.created_at),
                         "expiresAt": None if t.expires_at is None else iso_micros(t.expires_at),
                         "expired": t.expires_at is not None and t.expires_at <= now,
+                        "scopes": None if t.scopes is None else list(t.scopes),
                     }
                     for t in tokens
                     if t.revoked_at is None

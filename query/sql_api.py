@@ -1,4 +1,5 @@
-"""POST /api/sql: one read-only ClickHouse SELECT over the developer's own rows (bearer token).
+"""POST /api/sql: one read-only ClickHouse SELECT over the developer's own rows (bearer token):
+their apps' rows, and their tenants' (job_logs).
 
 Body: `{"sql": "SELECT ...", "params"?: {"name": value}, "limit"?: n}` as JSON, or the SQL
 alone as `text/plain`. `params` bind ClickHouse query parameters (`{name:Type}` in the text).
@@ -125,8 +126,11 @@ class SqlQuery:
             )
         with self._admission.admit(developer.name):
             apps = [a.name for a in await self._auth.apps_of(developer.name)]
+            tenants = [t.id for t in await self._auth.tenants_of(developer.name)]
             try:
-                result = await asyncio.to_thread(self._scoped.run, apps, sql, params, limit)
+                result = await asyncio.to_thread(
+                    self._scoped.run, apps, sql, params, limit, tenants=tenants
+                )
             except Refused as exc:
                 raise BadRequest(exc.message, field="sql", code="sql_refused") from None
             except SqlError as exc:

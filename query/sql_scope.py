@@ -1,13 +1,14 @@
 """Run one analyst's SELECT so that every table it can reach holds only the caller's rows.
 
 The isolation is built, not recognised: the query runs with a *scope database* as its
-current database, `hutch_scope_<hash of the app set>`, which holds one view per queryable
-table, `SELECT * FROM <db>.<table> WHERE <app column> IN (<the apps>)`, and nothing else. A
-bare table name can only resolve there (or to the query's own CTEs), so whatever the query
-does with names, aliases, CTEs, subqueries or `IN t`, it reads the caller's rows or fails
-with "unknown table". What keeps a name from leaving that database is checked on ClickHouse's
-own parse before anything runs (query/sql_guard.py): no name carries a database, no table
-functions, no functions reaching outside the tables, no SETTINGS.
+current database, `hutch_scope_<hash of the app and tenant sets>`, which holds one view per
+queryable table, `SELECT * FROM <db>.<table> WHERE <app column> IN (<the apps>)` (or, for a
+table of tenants' rows such as job_logs, `FINAL WHERE Tenant IN (<the tenants>)`), and
+nothing else. A bare table name can only resolve there (or to the query's own CTEs), so
+whatever the query does with names, aliases, CTEs, subqueries or `IN t`, it reads the
+caller's rows or fails with "unknown table". What keeps a name from leaving that database is
+checked on ClickHouse's own parse before anything runs (query/sql_guard.py): no name carries
+a database, no table functions, no functions reaching outside the tables, no SETTINGS.
 
 Nothing of the caller's is evaluated before the run: the checks read `formatQuerySingleLine`
 (the text is a bound parameter) and `EXPLAIN AST` (a parse, bounded by the engine's
@@ -16,15 +17,15 @@ subquery runs). The one run carries every limit from its first step, the analysi
 
 - `readonly = 2`, `max_execution_time`, `max_memory_usage`, `max_result_bytes` and the row
   `limit`, each stopping the query with an error the client must not retry (a 400);
-- `additional_table_filters` on every base table: the app filter applied once more by the
-  engine to any read of that table, through the views or otherwise.
+- `additional_table_filters` on every base table: the app (or tenant) filter applied once
+  more by the engine to any read of that table, through the views or otherwise.
 
-A scope database's name is a digest of its app set and its views are made from that set
-alone, so a database never holds a view for another set; each process makes a database's
-views once (CREATE OR REPLACE) and again for tables that appear later. On a ClickHouse
-server, the run can also go as an analyst user granted only the scope databases
-(storage/analytics/clickhouse.py, ops/clickhouse/analyst.sql). Blocking: call from a worker
-thread.
+A scope database's name is a digest of its app set and its tenant set together, and its
+views are made from those sets alone, so a database never holds a view for other sets; each
+process makes a database's views once (CREATE OR REPLACE) and again for tables that appear
+later. On a ClickHouse server, the run can also go as an analyst user granted only the
+scope databases (storage/analytics/clickhouse.py, ops/clickhouse/analyst.sql). Blocking:
+call from a worker thread.
 """
 
 from __future__ import annotations
@@ -55,8 +56,17 @@ TABLES: dict[str, str] = {
     "otel_metrics_histogram": "App",
     "otel_metrics_exponential_histogram": "App",
     "otel_metrics_summary": "App",
+    "job_logs": "Tenant",
 }
-"""Queryable tables and the column naming each row's app."""
+"""Queryable tables and the column naming each row's owner: its app, or its tenant for the
+tables in BY_TENANT."""
+BY_TENANT: frozenset[str] = frozenset({"job_logs"})
+"""Tables whose rows belong to a tenant (CI jobs), not to an app: the caller sees the rows
+of the tenants they are a member of."""
+FINAL: frozenset[str] = frozenset({"job_logs"})
+"""ReplacingMergeTree tables: their views read them FINAL, so a query sees each row once
+whether or not the engine has merged the copies yet (a query's own FINAL does not reach
+through a view)."""
 
 REFRESH_S = 5.0
 
@@ -102,30 +112,46 @@ def clean(message: str) -> str:
     return text[:1000]
 
 
-def scope_database(apps: Sequence[str]) -> str:
-    """The scope database of an app set: the same name for the same set, in any order."""
-    digest = hashlib.sha256(orjson.dumps(sorted(set(apps)))).hexdigest()
+def scope_database(apps: Sequence[str], tenants: Sequence[str] = ()) -> str:
+    """The scope database of an app set and a tenant set: the same name for the same sets,
+    in any order, and never the same for other sets (each set keeps its own place)."""
+    sets = {"apps": sorted(set(apps)), "tenants": sorted(set(tenants))}
+    digest = hashlib.sha256(orjson.dumps(sets)).hexdigest()
     return SCOPE_PREFIX + digest[:32]
 
 
-def literal_list(apps: Sequence[str]) -> str:
-    """`'a', 'b'` (or `''` for none: no app is named "", so nothing matches)."""
-    names = sorted(set(apps)) or [""]
-    return ", ".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in names)
+def literal_list(names: Sequence[str]) -> str:
+    """`'a', 'b'` (or `''` for none: no app or tenant is named "", so nothing matches)."""
+    listed = sorted(set(names)) or [""]
+    return ", ".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in listed)
 
 
-def view_statement(scope: str, home: str, table: str, apps: Sequence[str]) -> str:
+def owners(table: str, apps: Sequence[str], tenants: Sequence[str]) -> Sequence[str]:
+    """Whose rows of `table` the caller sees: their tenants' or their apps'."""
+    return tenants if table in BY_TENANT else apps
+
+
+def view_statement(
+    scope: str, home: str, table: str, apps: Sequence[str], tenants: Sequence[str] = ()
+) -> str:
     return (
         f"CREATE OR REPLACE VIEW `{scope}`.`{table}` DEFINER = CURRENT_USER SQL SECURITY "
-        f"DEFINER AS SELECT * FROM `{home}`.`{table}` WHERE {TABLES[table]} IN "
-        f"({literal_list(apps)})"
+        f"DEFINER AS SELECT * FROM `{home}`.`{table}`{' FINAL' if table in FINAL else ''} "
+        f"WHERE {TABLES[table]} IN "
+        f"({literal_list(owners(table, apps, tenants))})"
     )
 
 
-def table_filters(home: str, tables: Sequence[str], apps: Sequence[str]) -> str:
-    """The additional_table_filters map: each base table held to `apps` by the engine."""
-    condition = literal_list(apps).replace("\\", "\\\\").replace("'", "\\'")
-    entries = [f"'{home}.{t}': '{TABLES[t]} IN ({condition})'" for t in sorted(tables)]
+def table_filters(
+    home: str, tables: Sequence[str], apps: Sequence[str], tenants: Sequence[str] = ()
+) -> str:
+    """The additional_table_filters map: each base table held to `apps` (or `tenants`) by
+    the engine."""
+    entries = []
+    for t in sorted(tables):
+        listed = literal_list(owners(t, apps, tenants))
+        condition = listed.replace("\\", "\\\\").replace("'", "\\'")
+        entries.append(f"'{home}.{t}': '{TABLES[t]} IN ({condition})'")
     return "{" + ", ".join(entries) + "}"
 
 
@@ -165,24 +191,33 @@ class ScopedSql:
                 self._checked_at = time.monotonic()
             return self._catalog
 
-    def scope(self, apps: Sequence[str]) -> tuple[str, Catalog]:
-        """The scope database of `apps`, with a view for every queryable table."""
+    def scope(self, apps: Sequence[str], tenants: Sequence[str] = ()) -> tuple[str, Catalog]:
+        """The scope database of `apps` and `tenants`, with a view for every queryable
+        table."""
         catalog = self.catalog()
-        name = scope_database(apps)
+        name = scope_database(apps, tenants)
         with self._lock:
             missing = sorted(catalog.tables - self._scopes.get(name, frozenset()))
             if missing:
                 self._analytics.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
                 for table in missing:
-                    self._analytics.execute(view_statement(name, catalog.home, table, apps))
+                    statement = view_statement(name, catalog.home, table, apps, tenants)
+                    self._analytics.execute(statement)
                 self._scopes[name] = catalog.tables | self._scopes.get(name, frozenset())
         return name, catalog
 
     def run(
-        self, apps: Sequence[str], sql: str, params: Mapping[str, Any], limit: int
+        self,
+        apps: Sequence[str],
+        sql: str,
+        params: Mapping[str, Any],
+        limit: int,
+        *,
+        tenants: Sequence[str] = (),
     ) -> SqlResult:
-        """Raises Refused (a query Hutch will not run) or SqlError (ClickHouse's refusal)."""
-        scope, catalog = self.scope(apps)
+        """The query over the rows of `apps` and of `tenants` (none: no tenant's rows).
+        Raises Refused (a query Hutch will not run) or SqlError (ClickHouse's refusal)."""
+        scope, catalog = self.scope(apps, tenants)
         canonical = self._single_statement(sql)
         check_identifiers(canonical)
         check_syntax(self._ast(canonical, params), catalog.databases, catalog.tables)
@@ -195,7 +230,9 @@ class ScopedSql:
             "result_overflow_mode": "throw",
             "limit": limit + 1,
             "output_format_json_quote_64bit_integers": 1,
-            "additional_table_filters": table_filters(catalog.home, sorted(catalog.tables), apps),
+            "additional_table_filters": table_filters(
+                catalog.home, sorted(catalog.tables), apps, tenants
+            ),
         }
         try:
             result = self._analytics.query(canonical, params, settings=settings, database=scope)
@@ -226,4 +263,4 @@ class ScopedSql:
         return "\n".join(str(row[0]) for row in result.rows)
 
 
-__all__ = ["TABLES", "Refused", "ScopedSql", "SqlError", "SqlResult"]
+__all__ = ["BY_TENANT", "TABLES", "Refused", "ScopedSql", "SqlError", "SqlResult"]

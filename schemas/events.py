@@ -14,7 +14,8 @@ Topic = Literal[
     "jobs",
     "apps",
 ]
-"""`apps` carries the identity aggregates: developers, their apps and API tokens."""
+"""`apps` carries the identity aggregates: developers, their apps, API tokens, tenants and
+secrets; `jobs` the CI jobs and the provisioners that run them."""
 
 EventType = Literal[
     "telemetry.event.v1",
@@ -42,6 +43,22 @@ EventType = Literal[
     "worker.revoked.v1",
     "app.secret_rotated.v1",
     "app.previous_secrets_revoked.v1",
+    "tenant.created.v1",
+    "tenant.member_added.v1",
+    "job.submitted.v1",
+    "job.started.v1",
+    "job.leased.v1",
+    "job.lease_renewed.v1",
+    "job.requeued.v1",
+    "job.task_status_changed.v1",
+    "job.cancel_requested.v1",
+    "job.log.v1",
+    "job.artifact_added.v1",
+    "job.trigger_delivered.v1",
+    "provisioner.created.v1",
+    "provisioner.revoked.v1",
+    "secret.added.v1",
+    "secret.deleted.v1",
 ]
 
 TOPICS: tuple[Topic, ...] = get_args(Topic)
@@ -73,6 +90,22 @@ TOPIC_OF: dict[EventType, Topic] = {
     "worker.revoked.v1": "builds",
     "app.secret_rotated.v1": "apps",
     "app.previous_secrets_revoked.v1": "apps",
+    "tenant.created.v1": "apps",
+    "tenant.member_added.v1": "apps",
+    "job.submitted.v1": "jobs",
+    "job.started.v1": "jobs",
+    "job.leased.v1": "jobs",
+    "job.lease_renewed.v1": "jobs",
+    "job.requeued.v1": "jobs",
+    "job.task_status_changed.v1": "jobs",
+    "job.cancel_requested.v1": "jobs",
+    "job.log.v1": "jobs",
+    "job.artifact_added.v1": "jobs",
+    "job.trigger_delivered.v1": "jobs",
+    "provisioner.created.v1": "jobs",
+    "provisioner.revoked.v1": "jobs",
+    "secret.added.v1": "apps",
+    "secret.deleted.v1": "apps",
 }
 
 TelemetryKind = Literal["error", "warning", "info", "trace", "debug"]

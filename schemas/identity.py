@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import orjson
 
@@ -91,12 +91,57 @@ class TokenCreated:
     prefix: str
     """The token's first characters, shown in listings so a user can tell tokens apart."""
     expires_at: int | None
+    scopes: tuple[str, ...] | None = None
+    """What the token may do (SCOPES); None: everything, as every token before scopes."""
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRevoked:
     id: str
     developer: str
+
+
+Scope = Literal["jobs:read", "jobs:write", "secrets:read", "secrets:write"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+"""What a token can be limited to. A token with scopes may call only the routes that name
+one of its scopes; a token without (None) may call every route."""
+
+
+def parse_scopes(value: object) -> tuple[Scope, ...] | None:
+    """A token's scopes from a list or a comma-separated string; raises ValueError naming the
+    unknown ones. None (or "*") is a full-access token."""
+    if value is None or value == "*":
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError("scopes must be a list of strings or a comma-separated string")
+    wanted = [i.strip() for i in items if i.strip()]
+    unknown = sorted(set(wanted) - set(SCOPES))
+    if unknown or not wanted:
+        raise ValueError(
+            f"unknown scopes {', '.join(unknown) or '(none given)'}; known: {', '.join(SCOPES)}"
+        )
+    return tuple(s for s in SCOPES if s in wanted)
+
+
+TenantKind = Literal["personal", "organisation"]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCreated:
+    """A tenant owns jobs; every developer has a personal one."""
+
+    id: str
+    name: str
+    kind: TenantKind
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantMemberAdded:
+    tenant_id: str
+    developer: str
+    role: Literal["owner", "member"] = "member"
 
 
 def encode(payload: object) -> bytes:

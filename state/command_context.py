@@ -24,12 +24,14 @@ from base.client_errors import (
     PayloadTooLarge,
     Unprocessable,
 )
+from base.secret_box import SecretBox
 from base.settings import Settings
 from schemas.envelope import Envelope, now_micros
 from schemas.events import Topic
 from state.builds import BuildsProjection
 from state.flags.projection import FlagsProjection
 from state.identity import IdentityProjection
+from state.jobs.projection import JobsProjection
 from state.relational import RelationalProjection, catch_up
 from storage import errors as storage_errors
 from storage.log import EventLog
@@ -39,9 +41,10 @@ from storage.relational import Relational
 IDENTITY = IdentityProjection()
 FLAGS = FlagsProjection()
 BUILDS = BuildsProjection()
+JOBS = JobsProjection()
 """The relational projections, one instance each: the projector runs these, commands catch
 them up."""
-RELATIONAL: tuple[RelationalProjection, ...] = (IDENTITY, FLAGS, BUILDS)
+RELATIONAL: tuple[RelationalProjection, ...] = (IDENTITY, FLAGS, BUILDS, JOBS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ class CommandContext:
     """Keys the hash that identifies a downloading client (base/keys.py)."""
     upload_key: bytes = field(repr=False)
     """Keys the MAC that binds an upload's object key to its developer (upload_commands)."""
+    secret_box: SecretBox = field(repr=False)
+    """Seals and opens the secrets CI jobs are handed (base/secret_box.py)."""
     clock: Callable[[], int] = now_micros
     """Microseconds since the epoch; tests pass their own to move leases on."""
 

@@ -14,9 +14,12 @@ from schemas.identity import (
     AppRetentionSet,
     AppSecretRotated,
     DeveloperCreated,
+    TenantCreated,
+    TenantMemberAdded,
     TokenCreated,
     TokenRevoked,
 )
+from schemas.secrets import SecretAdded, SecretDeleted
 from storage.log import Record
 from storage.relational import Transaction
 
@@ -26,7 +29,15 @@ log = logging.getLogger(__name__)
 class IdentityProjection:
     name = "identity"
     topics: tuple[Topic, ...] = ("apps",)
-    tables: tuple[str, ...] = ("tokens", "app_secrets", "apps", "developers")
+    tables: tuple[str, ...] = (
+        "tokens",
+        "app_secrets",
+        "apps",
+        "developers",
+        "tenant_members",
+        "tenants",
+        "secrets",
+    )
 
     def apply(self, tx: Transaction, record: Record) -> None:
         envelope = record.envelope
@@ -48,6 +59,14 @@ class IdentityProjection:
                     token_created(tx, TokenCreated(**payload), at)
                 case "token.revoked.v1":
                     token_revoked(tx, TokenRevoked(**payload), at)
+                case "tenant.created.v1":
+                    tenant_created(tx, TenantCreated(**payload), at)
+                case "tenant.member_added.v1":
+                    member_added(tx, TenantMemberAdded(**payload), at)
+                case "secret.added.v1":
+                    secret_added(tx, SecretAdded(**payload), at)
+                case "secret.deleted.v1":
+                    secret_deleted(tx, SecretDeleted(**payload), at)
                 case _:
                     pass  # other families share the topic in future versions
         except (orjson.JSONDecodeError, TypeError) as exc:
@@ -124,9 +143,9 @@ def previous_secrets_revoked(tx: Transaction, e: AppPreviousSecretsRevoked, at: 
 
 def token_created(tx: Transaction, e: TokenCreated, at: int) -> None:
     tx.execute(
-        "INSERT INTO tokens (id, developer, name, token_hash, prefix, created_at, expires_at) "
-        "VALUES (:id, :developer, :name, :token_hash, :prefix, :at, :expires_at) "
-        "ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO tokens (id, developer, name, token_hash, prefix, created_at, expires_at, "
+        "scopes) VALUES (:id, :developer, :name, :token_hash, :prefix, :at, :expires_at, "
+        ":scopes) ON CONFLICT (id) DO NOTHING",
         {
             "id": e.id,
             "developer": e.developer,
@@ -135,6 +154,7 @@ def token_created(tx: Transaction, e: TokenCreated, at: int) -> None:
             "prefix": e.prefix,
             "at": at,
             "expires_at": e.expires_at,
+            "scopes": None if e.scopes is None else orjson.dumps(list(e.scopes)).decode(),
         },
     )
 
@@ -144,4 +164,47 @@ def token_revoked(tx: Transaction, e: TokenRevoked, at: int) -> None:
         "UPDATE tokens SET revoked_at = :at "
         "WHERE id = :id AND developer = :developer AND revoked_at IS NULL",
         {"at": at, "id": e.id, "developer": e.developer},
+    )
+
+
+def tenant_created(tx: Transaction, e: TenantCreated, at: int) -> None:
+    tx.execute(
+        "INSERT INTO tenants (id, name, kind, owner, created_at) "
+        "VALUES (:id, :name, :kind, :owner, :at) ON CONFLICT (id) DO NOTHING",
+        {"id": e.id, "name": e.name, "kind": e.kind, "owner": e.owner, "at": at},
+    )
+
+
+def member_added(tx: Transaction, e: TenantMemberAdded, at: int) -> None:
+    tx.execute(
+        "INSERT INTO tenant_members (tenant_id, developer, role, added_at) "
+        "VALUES (:t, :d, :r, :at) ON CONFLICT (tenant_id, developer) DO NOTHING",
+        {"t": e.tenant_id, "d": e.developer, "r": e.role, "at": at},
+    )
+
+
+def secret_added(tx: Transaction, e: SecretAdded, at: int) -> None:
+    tx.execute(
+        "INSERT INTO secrets (id, owner, name, kind, path, mode, ciphertext, key_id, "
+        "created_at) VALUES (:id, :owner, :name, :kind, :path, :mode, :ciphertext, :key_id, "
+        ":at) ON CONFLICT (id) DO NOTHING",
+        {
+            "id": e.id,
+            "owner": e.owner,
+            "name": e.name,
+            "kind": e.kind,
+            "path": e.path,
+            "mode": e.mode,
+            "ciphertext": e.ciphertext,
+            "key_id": e.key_id,
+            "at": at,
+        },
+    )
+
+
+def secret_deleted(tx: Transaction, e: SecretDeleted, at: int) -> None:
+    tx.execute(
+        "UPDATE secrets SET deleted_at = :at WHERE id = :id AND owner = :owner "
+        "AND deleted_at IS NULL",
+        {"id": e.id, "owner": e.owner, "at": at},
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from storage.relational import Relational, Transaction
 from storage.relational.protocol import Row
 
@@ -25,13 +27,17 @@ class Token:
     created_at: int
     expires_at: int | None
     revoked_at: int | None
+    scopes: tuple[str, ...] | None = None
+    """None: a full-access token."""
 
     def live(self, now: int) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 _APP = "SELECT name, developer, retention_days, created_at FROM apps"
-_TOKEN = "SELECT id, developer, name, prefix, created_at, expires_at, revoked_at FROM tokens"  # noqa: S105 (a query, not a password)
+_TOKEN = (
+    "SELECT id, developer, name, prefix, created_at, expires_at, revoked_at, scopes FROM tokens"  # noqa: S105 (a query)
+)
 
 
 def _app(row: Row) -> App:
@@ -47,6 +53,7 @@ def _token(row: Row) -> Token:
         int(row[4]),
         None if row[5] is None else int(row[5]),
         None if row[6] is None else int(row[6]),
+        None if row[7] is None else tuple(orjson.loads(str(row[7]))),
     )
 
 
@@ -113,3 +120,111 @@ def token_by_id(db: Relational | Transaction, token_id: str) -> Token | None:
 def tokens_of(db: Relational | Transaction, developer: str) -> list[Token]:
     rows = db.fetchall(f"{_TOKEN} WHERE developer = :d ORDER BY created_at DESC", {"d": developer})
     return [_token(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    kind: str
+    owner: str
+    created_at: int
+
+
+_TENANT = "SELECT id, name, kind, owner, created_at FROM tenants"
+
+
+def _tenant(row: Row) -> Tenant:
+    return Tenant(str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]))
+
+
+def personal_tenant(db: Relational | Transaction, developer: str) -> Tenant | None:
+    row = db.fetchone(
+        f"{_TENANT} WHERE owner = :d AND kind = 'personal' ORDER BY id LIMIT 1", {"d": developer}
+    )
+    return None if row is None else _tenant(row)
+
+
+def tenant_by_id(db: Relational | Transaction, tenant_id: str) -> Tenant | None:
+    row = db.fetchone(f"{_TENANT} WHERE id = :i", {"i": tenant_id})
+    return None if row is None else _tenant(row)
+
+
+def tenants_of(db: Relational | Transaction, developer: str) -> list[Tenant]:
+    rows = db.fetchall(
+        "SELECT t.id, t.name, t.kind, t.owner, t.created_at FROM tenants t "
+        "JOIN tenant_members m ON m.tenant_id = t.id WHERE m.developer = :d ORDER BY t.id",
+        {"d": developer},
+    )
+    return [_tenant(r) for r in rows]
+
+
+def is_member(db: Relational | Transaction, tenant_id: str, developer: str) -> bool:
+    row = db.fetchone(
+        "SELECT 1 FROM tenant_members WHERE tenant_id = :t AND developer = :d",
+        {"t": tenant_id, "d": developer},
+    )
+    return row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    id: str
+    owner: str
+    name: str
+    kind: str
+    path: str | None
+    mode: int
+    ciphertext: str
+    key_id: str
+    created_at: int
+
+    def summary(self) -> dict[str, object]:
+        """What a read may show: never the secret."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.kind,
+            "path": self.path,
+            "mode": self.mode,
+            "createdAt": self.created_at,
+        }
+
+
+_SECRET = (  # a query, not a secret
+    "SELECT id, owner, name, kind, path, mode, ciphertext, key_id, created_at FROM secrets "  # noqa: S105
+    "WHERE deleted_at IS NULL"
+)
+
+
+def _secret(row: Row) -> Secret:
+    return Secret(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        None if row[4] is None else str(row[4]),
+        int(row[5]),
+        str(row[6]),
+        str(row[7]),
+        int(row[8]),
+    )
+
+
+def secrets_of(db: Relational | Transaction, owner: str) -> list[Secret]:
+    rows = db.fetchall(f"{_SECRET} AND owner = :o ORDER BY created_at DESC", {"o": owner})
+    return [_secret(r) for r in rows]
+
+
+def secret_by_id(db: Relational | Transaction, secret_id: str) -> Secret | None:
+    row = db.fetchone(f"{_SECRET} AND id = :i", {"i": secret_id})
+    return None if row is None else _secret(row)
+
+
+def secrets_per_key(db: Relational | Transaction) -> dict[str, int]:
+    """Live secrets per key id they are sealed with (which keys rotation must keep)."""
+    rows = db.fetchall(
+        "SELECT key_id, COUNT(*) FROM secrets WHERE deleted_at IS NULL GROUP BY key_id "
+        "ORDER BY key_id"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -28,8 +28,10 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 
-from query.sql_scope import TABLES
+from query.sql_scope import BY_TENANT, TABLES
+from state import identity_reads as qi
 from tests.support.admin import developer_with_app
+from tests.support.job_events import append, log_batch, submitted
 from tests.support.otlp_builders import kv, logs, metrics, span, traces
 from tests.support.responses import error_of
 from tests.support.servers import Server
@@ -46,8 +48,15 @@ def marker(who: str) -> str:
     return f"{who}{uuid.uuid4().hex}"
 
 
+def seed_job_log(server: Server, developer: str, tenant: str, number: int, token: str) -> None:
+    """One line of a job of the developer's tenant in job_logs, showing `token`, through the
+    events the job commands and the runner API append."""
+    uuid, job = submitted(number, tenant, developer, read=())
+    append(server.settings, [job, log_batch(uuid, number, tenant, 0, [("build", token)])])
+
+
 def seed(server: Server, secret: str, token: str, trace_id: bytes) -> None:
-    """One row of the app in every queryable table, each showing `token`."""
+    """One row of the app in every queryable table of apps' rows, each showing `token`."""
     now = time.time_ns()
     headers = {"X-Secret": secret}
     with server.client(**headers) as c:
@@ -98,9 +107,15 @@ def send(client: httpx.Client, path: str, body: bytes) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def ask(server: Server, token: str, text: str) -> httpx.Response:
+def ask(server: Server, token: str, text: str, own: str = "") -> httpx.Response:
+    params = {"p": "telemetry_events", "own": own}
     with server.client(Authorization=f"Bearer {token}") as c:
-        return c.post("/api/sql", json={"sql": text, "params": {"p": "telemetry_events"}})
+        return c.post("/api/sql", json={"sql": text, "params": params})
+
+
+def owners(app: str, tenant: str) -> dict[str, str]:
+    """Per queryable table, the value of its owner column on the developer's rows."""
+    return {table: tenant if table in BY_TENANT else app for table in TABLES}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +127,16 @@ def world(server: Server) -> dict[str, Any]:
     my_trace, their_trace = uuid.uuid4().bytes, uuid.uuid4().bytes
     seed(server, attacker_secret, mine, my_trace)
     seed(server, victim_secret, theirs, their_trace)
+    tenants = {}
+    for number, (name, token) in enumerate((("mallory", mine), ("victor", theirs)), start=1):
+        tenant = qi.personal_tenant(server.runtime.db, name)  # type: ignore[attr-defined]
+        assert tenant is not None
+        tenants[name] = tenant.id
+        seed_job_log(server, name, tenant.id, number, token)
+    own, victims = (
+        owners("mallory-app", tenants["mallory"]),
+        owners("victor-app", tenants["victor"]),
+    )
     analytics = server.runtime.analytics  # type: ignore[attr-defined]
     secret_mark = marker("zqs")
     analytics.execute(
@@ -120,19 +145,22 @@ def world(server: Server) -> dict[str, Any]:
     )
     analytics.insert("secret_table", {"app": ["victor-app"], "s": [secret_mark]})
 
-    def everywhere(token: str, app: str) -> bool:
+    def everywhere(token: str, owned: dict[str, str]) -> bool:
         for table, column in TABLES.items():
-            answer = ask(server, token, f"SELECT count() FROM {table} WHERE {column} = '{app}'")
+            text = f"SELECT count() FROM {table} WHERE {column} = '{owned[table]}'"
+            answer = ask(server, token, text)
             if answer.status_code != 200 or answer.json()["rows"] != [["1"]]:
                 return False
         return True
 
-    eventually(lambda: everywhere(attacker, "mallory-app") and everywhere(victim, "victor-app"))
+    eventually(lambda: everywhere(attacker, own) and everywhere(victim, victims))
     return {
         "attacker": attacker,
         "victim": victim,
-        "mine": ["mallory-app", mine, my_trace.hex()],
-        "theirs": [theirs, "victor-app", their_trace.hex(), secret_mark],
+        "own": own,
+        "victims": victims,
+        "mine": ["mallory-app", tenants["mallory"], mine, my_trace.hex()],
+        "theirs": [theirs, "victor-app", tenants["victor"], their_trace.hex(), secret_mark],
     }
 
 
@@ -148,8 +176,8 @@ def test_the_victim_sees_their_markers_in_every_table(
     for table in TABLES:
         answer = ask(server, world["victim"], f"SELECT * FROM {table}")
         assert answer.status_code == 200, answer.text
-        assert "victor-app" in answer.text
-        shown = world["theirs"][0] in answer.text or world["theirs"][2] in answer.text
+        assert world["victims"][table] in answer.text
+        shown = world["theirs"][0] in answer.text or world["theirs"][3] in answer.text
         assert shown, (table, answer.text)
 
 
@@ -157,7 +185,7 @@ def test_the_victim_sees_their_markers_in_every_table(
 def test_the_attacker_never_sees_the_victims_rows(
     server: Server, world: dict[str, Any], case: Case
 ) -> None:
-    answer = ask(server, world["attacker"], case.sql)
+    answer = ask(server, world["attacker"], case.sql, world["own"].get(case.table or "", ""))
     for leaked in world["theirs"]:
         assert leaked not in answer.text, (case.sql, answer.text)
     assert answer.status_code in (200, 400), answer.text

@@ -44,6 +44,8 @@ class Developer:
     name: str
     token_id: str | None = None
     """The bearer token that named this developer; None for the operator at the CLI."""
+    scopes: tuple[str, ...] | None = None
+    """What that token may do; None: everything."""
 
 
 def refusal(token: q.Token, now: int) -> Unauthorized | None:
@@ -108,6 +110,7 @@ class Authenticator:
         self._apps: _TTLCache[q.AppSecret] = _TTLCache(clock)
         self._tokens: _TTLCache[q.Token] = _TTLCache(clock)
         self._owned: _TTLCache[list[q.App]] = _TTLCache(clock)
+        self._tenants: _TTLCache[list[q.Tenant]] = _TTLCache(clock)
 
     async def app_for_secret(self, secret: str | None, app_name: str | None) -> q.App:
         """The app a secret belongs to; 401 if missing or unknown, 403 if `app_name` differs."""
@@ -144,8 +147,17 @@ class Authenticator:
             None if app_name is None else str(app_name),
         )
 
-    async def developer(self, req: falcon.asgi.Request) -> Developer:
-        """The developer a bearer token names; 401 when missing, unknown, expired or revoked."""
+    async def viewer(self, req: falcon.asgi.Request, scope: str) -> Developer | None:
+        """The developer a bearer token names when the request carries one (checked as
+        `developer` does), None for an anonymous request: for what anyone may read."""
+        if not req.get_header("Authorization"):
+            return None
+        return await self.developer(req, scope)
+
+    async def developer(self, req: falcon.asgi.Request, scope: str | None = None) -> Developer:
+        """The developer a bearer token names; 401 when missing, unknown, expired or revoked,
+        403 when the token is limited to scopes and `scope` (what the route needs; None: a
+        route only full-access tokens may call) is not among them."""
         header = req.get_header("Authorization") or ""
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -165,7 +177,13 @@ class Authenticator:
         problem = refusal(token, now_micros())
         if problem is not None:
             raise problem
-        return Developer(token.developer, token.id)
+        if token.scopes is not None and (scope is None or scope not in token.scopes):
+            needed = f"the scope {scope}" if scope else "a full-access token (no scopes)"
+            raise Forbidden(
+                f"this route needs {needed}; this token has {', '.join(token.scopes)}",
+                code="missing_scope",
+            )
+        return Developer(token.developer, token.id, token.scopes)
 
     def forget_token(self, token_id: str) -> None:
         """This process just revoked the token: refuse it at once, not after the cache."""
@@ -181,6 +199,14 @@ class Authenticator:
             apps = await asyncio.to_thread(q.apps_of, self._db, developer)
             self._owned.put(developer, apps, CREDENTIAL_TTL_S)
         return apps
+
+    async def tenants_of(self, developer: str) -> list[q.Tenant]:
+        """The tenants the developer is a member of (as fresh as `apps_of`)."""
+        found, tenants = self._tenants.get(developer)
+        if not found or tenants is None:
+            tenants = await asyncio.to_thread(q.tenants_of, self._db, developer)
+            self._tenants.put(developer, tenants, CREDENTIAL_TTL_S)
+        return tenants
 
     async def owned_app(self, developer: str, app_name: str) -> q.App:
         for owned in await self.apps_of(developer):

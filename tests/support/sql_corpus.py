@@ -1,9 +1,11 @@
 """The adversarial corpus for POST /api/sql: queries an attacker with a token of their own
 would try, each with what the answer must be.
 
-Placeholders: `{t}` a queryable table, `{a}` its app column, `{c}` a text expression of a
-row that holds the seeded marker. No query names the victim, their app or their markers: an
-answer that shows them got them from the store.
+Placeholders: `{t}` a queryable table, `{a}` its owner column (the app's, or the tenant's
+for a table of tenants' rows such as job_logs), `{c}` a text expression of a row that holds
+the seeded marker. A query may bind `{own:String}`: the attacker's own app, or own tenant, in
+`{t}` (the case's `table`). No query names the victim, their app, their tenant or their
+markers: an answer that shows them got them from the store.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Expect(Enum):
 class Case:
     sql: str
     expect: Expect
+    table: str | None = None
+    """The table it was made for (None: a global case)."""
 
 
 TEXT: dict[str, str] = {
@@ -42,6 +46,7 @@ TEXT: dict[str, str] = {
     "otel_metrics_histogram": "MetricName",
     "otel_metrics_exponential_histogram": "MetricName",
     "otel_metrics_summary": "MetricName",
+    "job_logs": "Line",
 }
 """Per queryable table, an expression of a row showing its marker."""
 
@@ -115,7 +120,7 @@ PER_TABLE: list[tuple[str, Expect]] = [
     ("SELECT arrayJoin([{a}, toString({c})]) FROM {t}", OWN),
     ("SELECT arrayFilter(x -> x != '', groupArray({a})) FROM {t}", OWN),
     # Nothing of anyone else's, whatever the filter says.
-    ("SELECT {a}, {c} FROM {t} WHERE {a} != 'mallory-app'", Expect.EMPTY),
+    ("SELECT {a}, {c} FROM {t} WHERE {a} != {{own:String}}", Expect.EMPTY),
     ("SELECT {a}, {c} FROM {t} WHERE NOT ({a} IN (SELECT {a} FROM {t}))", Expect.EMPTY),
     # Errors as a side channel.
     ("SELECT toUInt64((SELECT any({c}) FROM {t}))", Expect.SAFE),
@@ -193,11 +198,12 @@ GLOBAL: list[tuple[str, Expect]] = [
 ]
 
 
-def corpus(app_columns: dict[str, str]) -> list[Case]:
-    """Every case, per queryable table (`app_columns`: table -> its app column) and global."""
+def corpus(owner_columns: dict[str, str]) -> list[Case]:
+    """Every case, per queryable table (`owner_columns`: table -> its owner column) and
+    global."""
     cases = [
-        Case(template.format(t=table, a=app, c=TEXT[table]), expect)
-        for table, app in sorted(app_columns.items())
+        Case(template.format(t=table, a=owner, c=TEXT[table]), expect, table)
+        for table, owner in sorted(owner_columns.items())
         for template, expect in PER_TABLE
     ]
     return cases + [Case(sql, expect) for sql, expect in GLOBAL]

@@ -1,0 +1,2 @@
+"""CI job writes: submissions, start and cancel for developers; dequeue, reports, logs and
+artifacts for provisioners and runners."""

@@ -1,0 +1,2 @@
+"""CI job reads: a job, its manifest, logs and trigger deliveries; listings for developers
+and tenants."""

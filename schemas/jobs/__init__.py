@@ -1,0 +1,1 @@
+"""CI jobs as data: build manifests, job payloads and statuses."""
