@@ -1,6 +1,8 @@
-"""The errors a client is answered with: `{"error": {"code", "message", "field"?}}` with the
-fitting status. CommandContext and resources raise these; `from_storage` says what a storage error
-means to the client; web/error_handler.py turns all of them into answers."""
+"""The errors a client is answered with: `{"error": {"code", "message", "field"?}, "message"}`
+with the fitting status. The top-level `message` repeats `error.message` for clients that read
+it there (Builtiful's); one shape serves both. CommandContext and resources raise these;
+`from_storage` says what a storage error means to the client; web/error_handler.py turns all
+of them into answers."""
 
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class HutchError(Exception):
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
-        return {"error": error}
+        return {"error": error, "message": self.message}
 
 
 class BadRequest(HutchError):

@@ -77,7 +77,8 @@ def bwrap_argv(
 ) -> list[str]:
     """bubblewrap's arguments up to the command; `files` are (fd, path): each fd's contents
     appear read-only at that path."""
-    argv = ["bwrap", "--unshare-user", "--unshare-ipc", "--unshare-uts", "--disable-userns"]
+    argv = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try", "--disable-userns"]
     argv += ["--uid", str(build_user.UID), "--gid", str(build_user.GID), "--hostname", "build"]
     argv += ["--die-with-parent", "--new-session"]
     argv += ["--ro-bind", str(fs.root), "/", "--bind", str(fs.home), build_user.HOME]

@@ -66,7 +66,9 @@ class Outcome:
     def error(self) -> dict[str, object]:
         head, _, body = self.answer.partition(b"\r\n\r\n")
         assert b"application/json" in head.lower(), self.answer
-        return dict(orjson.loads(body)["error"])
+        found = orjson.loads(body)
+        assert found["message"] == found["error"]["message"], found  # the one error shape
+        return dict(found["error"])
 
 
 def tcp(instance: Instance) -> socket.socket:
@@ -144,6 +146,7 @@ def test_a_request_head_sent_a_byte_at_a_time_is_cut(hutch: Instance, connect: C
     outcome = exchange(connect(hutch), head)
     assert_cut(outcome)
     assert outcome.status == 408
+    assert outcome.error()["code"] == "request_timeout"
 
 
 def test_a_body_sent_a_byte_at_a_time_gets_a_408_on_ingest(hutch: Instance) -> None:

@@ -129,8 +129,9 @@ def assert_answered(answer: Answer, what: bytes) -> None:
         return
     body = answer.json()
     if answer.status >= 400:
-        assert set(body) == {"error"}, (what, body)
+        assert set(body) == {"error", "message"}, (what, body)
         assert {"code", "message"} <= set(body["error"]), (what, body)
+        assert body["message"] == body["error"]["message"], (what, body)
 
 
 @dataclass(frozen=True)

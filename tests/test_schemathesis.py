@@ -1,8 +1,9 @@
 """schemathesis against a live `hutch serve`, with the OpenAPI document it serves.
 
 A real `hutch serve` (ingest workers forwarding reads to the query process), a developer, two
-apps, tokens and a builder worker made with the `hutch` CLI, a little data sent over HTTP (a
-build, an icon, a flag, telemetry, a trace...) so that answers have something in them; then
+apps, tokens, a builder worker and a provisioner made with the `hutch` CLI, a little data sent
+over HTTP (a build, an icon, a flag, telemetry, a trace, CI jobs, a secret...) so that answers
+have something in them; then
 `st run` over every documented operation with every credential the document names, in
 positive and negative modes, with these checks: no 5xx, every status, content type, header
 and body as documented. Any failure fails the test with schemathesis' own account of it.
@@ -54,6 +55,14 @@ CHECKS = (
 APP, SPARE_APP = "my-app", "spare-app"  # my-app: the document's examples name it
 TRACE_ID, SPAN_ID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+MANIFEST = """\
+image: debian/bookworm
+tasks:
+  - build: |
+      echo building
+artifacts:
+  - out/app.tar.gz
+"""
 
 
 def ok(response: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -79,6 +88,8 @@ def seed(url: str, settings: Settings) -> dict[str, str]:
     assert code == 0, spare
     code, worker = hutch(settings, "worker", "create", "st-worker")
     assert code == 0, worker
+    code, provisioner = hutch(settings, "provisioner", "create", "st-provisioner")
+    assert code == 0, provisioner
     bearer = {"Authorization": f"Bearer {token['token']}"}
     secret = {"X-Secret": app["secret"]}
     now = time.time_ns()
@@ -143,7 +154,10 @@ def seed(url: str, settings: Settings) -> dict[str, str]:
             timeout_s=60,
         )
         eventually(lambda: c.get("/api/metrics", headers=bearer).json()["metrics"], timeout_s=60)
+        jobs = seed_jobs(c, bearer, {"Authorization": f"Bearer {provisioner['token']}"})
     return {
+        **jobs,
+        "provisioner": provisioner["token"],
         "token": token["token"],
         "secret": app["secret"],
         "worker": worker["token"],
@@ -153,6 +167,35 @@ def seed(url: str, settings: Settings) -> dict[str, str]:
         "claim_id": claim["claimId"],
         "download": download,
         "upload": upload,
+    }
+
+
+def seed_jobs(c: httpx.Client, bearer: dict[str, str], prov: dict[str, str]) -> dict[str, str]:
+    """CI jobs for the job and runner operations to find: a pending one, one to cancel, one
+    leased to the run's provisioner (its uuid and lease), a secret to delete."""
+    pending = ok(
+        c.post("/api/jobs", headers=bearer, json={"manifest": MANIFEST, "execute": False}), 201
+    )
+    spare = ok(
+        c.post("/api/jobs", headers=bearer, json={"manifest": MANIFEST, "execute": False}), 201
+    )
+    ok(c.post("/api/jobs", headers=bearer, json={"manifest": MANIFEST}), 201)
+    wanted = {"available_vcpus": "4", "cpu_architecture": "Amd64", "host": "st-host"}
+    leased = ok(c.get("/api/provisioner/dequeue", headers=prov, params=wanted))["new_job"]
+    assert leased is not None
+    line = {"task": "build", "line": "building"}
+    ok(c.post(f"/api/runner/jobs/{leased['uuid']}/logs", headers=prov,
+              json={"lease_id": leased["lease_id"], "lines": [line]}))  # fmt: skip
+    job = ok(c.get(f"/api/jobs/{pending['id']}", headers=bearer))
+    secret = {"name": "spare", "type": "ssh_key", "data": "c2VjcmV0Cg=="}
+    spare_secret = ok(c.post("/api/secrets", headers=bearer, json=secret), 201)
+    return {
+        "job": str(pending["id"]),
+        "spare_job": str(spare["id"]),
+        "tenant_id": job["tenant_id"],
+        "leased_uuid": leased["uuid"],
+        "lease_id": leased["lease_id"],
+        "spare_secret_id": spare_secret["id"],
     }
 
 
@@ -177,7 +220,9 @@ def config(seeded: dict[str, str]) -> str:
         "ofrepBearer": "bearer = '${HUTCH_ST_SECRET}'",
         "ofrepApiKey": "api_key = '${HUTCH_ST_SECRET}'",
         "workerToken": "bearer = '${HUTCH_ST_WORKER}'",
+        "provisionerToken": "bearer = '${HUTCH_ST_PROVISIONER}'",
     }
+    job, lease = {"path.id": seeded["job"]}, {"path.uuid": seeded["leased_uuid"]}
     fixed: list[tuple[str, str, dict[str, str]]] = [
         # Rotating my-app's secret would lock the run out of every secret route.
         ("/api/apps/{app}/secret", "POST", {"path.app": SPARE_APP}),
@@ -191,6 +236,30 @@ def config(seeded: dict[str, str]) -> str:
             "/api/v1/worker/builds/{build_id}/status",
             "POST",
             {"path.build_id": seeded["build_id"], "body.claimId": seeded["claim_id"]},
+        ),
+        # CI jobs: the seeded ones, so that answers get past the 404 of an unknown job.
+        *(
+            ("/api/jobs/{id}" + tail, "GET", job)
+            for tail in ("", "/manifest", "/log", "/deliveries")
+        ),
+        ("/api/jobs/{id}/tasks/{name}/log", "GET", {**job, "path.name": "build"}),
+        ("/api/jobs/{id}/start", "POST", job),
+        ("/api/jobs/{id}/cancel", "POST", {"path.id": seeded["spare_job"]}),
+        ("/api/tenants/{tenant_id}/jobs", "GET", {"path.tenant_id": seeded["tenant_id"]}),
+        ("/api/secrets/{secret_id}", "DELETE", {"path.secret_id": seeded["spare_secret_id"]}),
+        *(
+            (path, "POST", {**lease, "body.lease_id": seeded["lease_id"]})
+            for path in ("/api/runner/jobs/{uuid}/status", "/api/runner/jobs/{uuid}/logs")
+        ),
+        (
+            "/api/runner/jobs/{uuid}/tasks/{name}/status",
+            "POST",
+            {**lease, "path.name": "build", "body.lease_id": seeded["lease_id"]},
+        ),
+        (
+            "/api/runner/jobs/{uuid}/artifacts",
+            "PUT",
+            {**lease, "query.lease_id": seeded["lease_id"], "query.path": "out/app.tar.gz"},
         ),
     ]
     hooks = Path(__file__).parent / "support" / "schemathesis_hooks.py"  # decodes protobuf answers
@@ -266,6 +335,7 @@ def test_the_live_api_matches_its_openapi_document(served: Served, tmp_path: Pat
         "HUTCH_ST_TOKEN": seeded["token"],
         "HUTCH_ST_SECRET": seeded["secret"],
         "HUTCH_ST_WORKER": seeded["worker"],
+        "HUTCH_ST_PROVISIONER": seeded["provisioner"],
     }
     try:
         run = subprocess.run(

@@ -1,7 +1,10 @@
 """The tenant-isolation matrix: every operation of schemas/openapi.yaml, called by one
 developer (ivo) with his own token and secret against the other's (vera's) apps, tokens,
-flags, builds, traces and ids. Each must refuse, or answer only ivo's rows: no answer ever
-shows one of vera's markers, and afterwards everything of vera's is as it was.
+flags, builds, traces, CI jobs (private: `access:read` only her), her tenant, secrets and
+ids. Each must refuse, or answer only ivo's rows: no answer ever shows one of vera's markers,
+and afterwards everything of vera's is as it was. Machine credentials stay in their lane: a
+provisioner token is refused by developer routes, a developer token by the provisioners' and
+runners' routes, and a provisioner that does not hold a job's lease cannot report on it.
 
 A new operation without a row here fails `test_every_operation_has_a_row`.
 """
@@ -46,6 +49,17 @@ class World:
     web_build: str
     worker: str
     marker: str
+    vera_job: str = ""
+    """A private pending job of vera's (its number)."""
+    vera_leased: str = ""
+    """A private job of vera's, leased to `holder` (its uuid) under `lease_id`."""
+    lease_id: str = ""
+    vera_tenant: str = ""
+    vera_secret_id: str = ""
+    holder: str = ""
+    """The provisioner token holding vera_leased's lease."""
+    provisioner: str = ""
+    """Another provisioner's token: ivo's go at the runners' side."""
     theirs: list[str] = field(default_factory=list)
 
 
@@ -54,7 +68,8 @@ class Call:
     method: str
     path: str
     credential: str = "token"
-    """token (ivo's bearer), secret (ivo's X-Secret), ofrep (Bearer secret) or none."""
+    """token (ivo's bearer), secret (ivo's X-Secret), ofrep (Bearer secret), provisioner
+    (another provisioner's bearer) or none."""
     params: dict[str, str] = field(default_factory=dict)
     json: Any = None
     content: bytes | None = None
@@ -115,6 +130,7 @@ def world(server: Server) -> World:
         assert c.post("/v1/metrics", content=body, headers=PROTOBUF).status_code == 200
     code, worker = hutch(settings, "worker", "create", "matrix-worker")
     assert code == 0, worker
+    jobs = vera_jobs(server, vera_token, marker)
     world = World(
         ivo_token=ivo_token,
         ivo_secret=ivo_secret,
@@ -126,13 +142,61 @@ def world(server: Server) -> World:
         web_build=str(web.json()["id"]),
         worker=str(worker["token"]),
         marker=marker,
+        **jobs,
     )
     world.theirs = [
         marker, "vera-app", vera_token, vera_secret, world.vera_token_id, world.trace_id,
-        world.web_build, marker[:20], "vera_flag",
+        world.web_build, marker[:20], "vera_flag", world.vera_leased, world.lease_id,
+        world.vera_tenant, world.vera_secret_id, world.holder,
     ]  # fmt: skip
     eventually(lambda: stored(server, world), timeout_s=30)
     return world
+
+
+def vera_jobs(server: Server, vera_token: str, marker: str) -> dict[str, str]:
+    """Vera's CI things: a secret, a private pending job naming it, a private job leased to a
+    provisioner with a line of log; each holds the marker."""
+    settings = server.settings
+    code, holder = hutch(settings, "provisioner", "create", "matrix-holder")
+    assert code == 0, holder
+    code, other = hutch(settings, "provisioner", "create", "matrix-other")
+    assert code == 0, other
+    with server.client(Authorization=f"Bearer {vera_token}") as c:
+        secret = {"name": marker, "type": "ssh_key", "data": "c2VjcmV0Cg=="}
+        added = c.post("/api/secrets", json=secret)
+        assert added.status_code == 201, added.text
+        secret_id = str(added.json()["id"])
+        manifest = (
+            f"image: debian/bookworm\nsecrets:\n  - {secret_id}\nenvironment:\n  NOTE: {marker}\n"
+            f"tasks:\n  - build: echo {marker}\nartifacts:\n  - out/{marker}.txt\n"
+        )
+        private = {"manifest": manifest, "note": marker, "tags": [marker], "access:read": []}
+        pending = c.post("/api/jobs", json={**private, "execute": False})
+        assert pending.status_code == 201, pending.text
+        queued = c.post("/api/jobs", json=private)
+        assert queued.status_code == 201, queued.text
+        number = str(pending.json()["id"])
+        tenant = str(c.get(f"/api/jobs/{number}").json()["tenant_id"])
+    wanted = {"available_vcpus": "1", "cpu_architecture": "Amd64", "host": "matrix-host"}
+    with server.client(Authorization=f"Bearer {holder['token']}") as c:
+        leased = c.get("/api/provisioner/dequeue", params=wanted).json()["new_job"]
+        assert leased is not None
+        assert leased["id"] == queued.json()["id"], leased
+        lines = [{"task": "build", "line": marker}, {"task": "setup", "line": marker}]
+        logged = c.post(
+            f"/api/runner/jobs/{leased['uuid']}/logs",
+            json={"lease_id": leased["lease_id"], "lines": lines},
+        )
+        assert logged.status_code == 200, logged.text
+    return {
+        "vera_job": number,
+        "vera_leased": str(leased["uuid"]),
+        "lease_id": str(leased["lease_id"]),
+        "vera_tenant": tenant,
+        "vera_secret_id": secret_id,
+        "holder": str(holder["token"]),
+        "provisioner": str(other["token"]),
+    }
 
 
 def stored(server: Server, world: World) -> bool:
@@ -341,6 +405,112 @@ def rows(world: World) -> dict[str, list[Call]]:
                 "POST", f"/api/v1/worker/builds/{b}/status", json={"status": "failed", "error": "x"}
             ),
         ],
+        **job_rows(world),
+    }
+
+
+def job_rows(world: World) -> dict[str, list[Call]]:
+    """CI jobs, secrets, tenants, provisioners and runners: ivo at vera's private jobs (404 as
+    if they did not exist), her tenant and secrets; provisioner tokens at developer routes and
+    developer tokens at the machines' routes; a provisioner at a job another one holds."""
+    j, u, lease = world.vera_job, world.vera_leased, {"lease_id": world.lease_id}
+    manifest = f"image: debian/bookworm\nsecrets:\n  - {world.vera_secret_id}\ntasks:\n  - a: x\n"
+    wanted = {"available_vcpus": "64", "cpu_architecture": "Amd64", "host": "ivo-host"}
+    running = {**lease, "status": "failed"}
+    artifact = {**lease, "path": f"out/{world.marker}.txt"}
+    line = {**lease, "lines": [{"task": "build", "line": "ivo was here"}]}
+    no_provisioner = frozenset({401})
+    runner_calls = {
+        "reportJobStatus": ("POST", f"/api/runner/jobs/{u}/status", running),
+        "reportTaskStatus": ("POST", f"/api/runner/jobs/{u}/tasks/build/status", running),
+        "appendJobLog": ("POST", f"/api/runner/jobs/{u}/logs", line),
+    }
+    return {
+        "submitJob": [
+            # vera's secret in ivo's manifest: never handed to his job
+            Call("POST", "/api/jobs", json={"manifest": manifest}, allowed=frozenset({422})),
+            Call(
+                "POST",
+                "/api/jobs",
+                "provisioner",
+                json={"manifest": manifest},
+                allowed=no_provisioner,
+            ),
+        ],
+        "listJobs": [
+            Call("GET", "/api/jobs", ok=True),
+            Call("GET", "/api/jobs", "provisioner", allowed=no_provisioner),
+        ],
+        **{
+            op: [
+                Call("GET", f"/api/jobs/{j}{tail}"),
+                Call("GET", f"/api/jobs/{j}{tail}", "none", allowed=frozenset({404})),
+                Call("GET", f"/api/jobs/{j}{tail}", "provisioner", allowed=no_provisioner),
+            ]
+            for op, tail in (
+                ("getJob", ""),
+                ("getJobManifest", "/manifest"),
+                ("getJobSetupLog", "/log"),
+                ("getJobTaskLog", "/tasks/build/log"),
+                ("listJobDeliveries", "/deliveries"),
+            )
+        },
+        "startJob": [Call("POST", f"/api/jobs/{j}/start", allowed=frozenset({404}))],
+        "cancelJob": [Call("POST", f"/api/jobs/{j}/cancel", allowed=frozenset({404}))],
+        "listTenantJobs": [
+            Call("GET", f"/api/tenants/{world.vera_tenant}/jobs", allowed=frozenset({404})),
+            Call(
+                "GET",
+                f"/api/tenants/{world.vera_tenant}/jobs",
+                "provisioner",
+                allowed=no_provisioner,
+            ),
+        ],
+        "addSecret": [
+            Call(
+                "POST",
+                "/api/secrets",
+                json={"name": "mine", "type": "pgp_key", "data": "eA=="},
+                ok=True,
+            ),
+        ],
+        "listSecrets": [
+            Call("GET", "/api/secrets", ok=True),
+            Call("GET", "/api/secrets", "provisioner", allowed=no_provisioner),
+        ],
+        "deleteSecret": [
+            Call("DELETE", f"/api/secrets/{world.vera_secret_id}", allowed=frozenset({404})),
+        ],
+        "dequeueJob": [
+            Call("GET", "/api/provisioner/dequeue", params=wanted, allowed=frozenset({403})),
+            Call(
+                "GET", "/api/provisioner/dequeue", "secret", params=wanted, allowed=no_provisioner
+            ),
+        ],
+        **{
+            op: [
+                Call(method, path, json=body, allowed=frozenset({403})),
+                Call(method, path, "provisioner", json=body, allowed=frozenset({409})),
+            ]
+            for op, (method, path, body) in runner_calls.items()
+        },
+        "uploadJobArtifact": [
+            Call(
+                "PUT",
+                f"/api/runner/jobs/{u}/artifacts",
+                params=artifact,
+                content=b"x",
+                allowed=frozenset({403}),
+            ),
+            Call(
+                "PUT",
+                f"/api/runner/jobs/{u}/artifacts",
+                "provisioner",
+                params=artifact,
+                content=b"x",
+                allowed=frozenset({409}),
+            ),
+        ],
     }
 
 
@@ -362,6 +532,8 @@ def send(server: Server, world: World, call: Call) -> httpx.Response:
         headers["X-Secret"] = world.ivo_secret
     elif call.credential == "ofrep":
         headers["Authorization"] = f"Bearer {world.ivo_secret}"
+    elif call.credential == "provisioner":
+        headers["Authorization"] = f"Bearer {world.provisioner}"
     with server.client() as c:
         return c.request(
             call.method,
@@ -424,3 +596,15 @@ def test_vera_keeps_everything(server: Server, world: World) -> None:
     with server.client(**{"X-Secret": world.vera_secret}) as c:
         event = {"kind": "info", "version": "1.0.0", "bits": {}}
         assert c.post("/api/telemetry", json=event).status_code == 202
+    with server.client(Authorization=f"Bearer {world.vera_token}") as c:
+        job = c.get(f"/api/jobs/{world.vera_job}").json()
+        assert (job["status"], job["note"]) == ("pending", world.marker), job
+        secrets = c.get("/api/secrets").json()["secrets"]
+        assert world.vera_secret_id in [s["id"] for s in secrets]
+        assert c.get(f"/api/tenants/{world.vera_tenant}/jobs").json()["total_count"] == 2
+    # Her leased job is still held by its provisioner, its log and tasks as it left them.
+    with server.client(Authorization=f"Bearer {world.holder}") as c:
+        lease = {"lease_id": world.lease_id, "status": "running"}
+        held = c.post(f"/api/runner/jobs/{world.vera_leased}/status", json=lease)
+        assert held.status_code == 200, held.text
+        assert held.json()["status"] == "running"

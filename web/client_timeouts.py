@@ -158,7 +158,7 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
             return
         if not self._head_done and self._received:
             message = f"the request was not received within {self.pace.timeout_s:g}s"
-            body = orjson.dumps({"error": {"code": "request_timeout", "message": message}})
+            body = orjson.dumps(RequestTimeout(message).body())
             head = [b"HTTP/1.1 408 Request Timeout\r\n"]
             head += [name + b": " + value + b"\r\n" for name, value in self._default_headers()]
             head += [

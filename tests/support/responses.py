@@ -8,11 +8,13 @@ import httpx
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
-    """The `error` object of a JSON error answer (and check it is one)."""
+    """The `error` object of a JSON error answer (and check it is one: the error object, and
+    its message again at the top level, where Builtiful's clients read it)."""
     assert response.headers["content-type"].startswith("application/json"), response.text
     body = response.json()
-    assert set(body) == {"error"}, body
+    assert set(body) == {"error", "message"}, body
     assert {"code", "message"} <= set(body["error"]), body
+    assert body["message"] == body["error"]["message"], body
     return dict(body["error"])
 
 
