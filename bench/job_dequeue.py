@@ -10,7 +10,8 @@ starts. Then wrk (`bench/dequeue.lua`) keeps `--provisioners` connections pollin
 end, or the figure is a floor: the output says so). Then this process hands out what is left
 (16 at a time) and ends every job as its runner would (`POST /api/runner/jobs/{uuid}/status`,
 success; `ends_per_s`). `duplicates` (a job handed out twice) and `missing` (a job never
-handed out) must be 0.
+handed out) must be 0; `cut_off_in_flight` counts the jobs leased to a request wrk dropped
+when it stopped (at most one a connection; they are `running`, as a vanished host's are).
 
 The reference, same run: `empty_dequeues_per_s`, wrk's answers per second once the queue is
 empty (`{"new_job": null}`: the route, its credential check and its lock turn, with nothing
@@ -74,6 +75,11 @@ def wait_applied(url: str, number: int, timeout_s: float = 300) -> None:
             time.sleep(0.2)
 
 
+def job_status(url: str, number: int) -> str:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        return str(client.get(f"/api/jobs/{number}").json()["status"])
+
+
 Handed = tuple[int, str, str]
 """(job number, uuid, lease id)"""
 
@@ -107,9 +113,7 @@ async def end_all(url: str, token: str, handed: list[Handed], concurrency: int) 
         while left:
             _, uuid, lease_id = left.pop()
             report = {"lease_id": lease_id, "status": "success"}
-            answer = await client.post(
-                f"/api/runner/jobs/{uuid}/status", json=report, headers=auth
-            )
+            answer = await client.post(f"/api/runner/jobs/{uuid}/status", json=report, headers=auth)
             if answer.status_code != 200:
                 failed[answer.status_code] += 1
 
@@ -144,6 +148,10 @@ def measure(url: str, token: str, args: argparse.Namespace, tmp: Path) -> dict[s
     every = handed + rest
     ends_s = asyncio.run(end_all(url, token, every, args.provisioners))
     counts = Counter(number for number, _, _ in every)
+    unseen = set(range(1, args.jobs + 1)) - set(counts)
+    # wrk stops with a request in flight on each connection: a job leased then, whose answer
+    # wrk dropped, is running (leased), not missing; a silent host's lease lapses so.
+    cut_off = {n for n in unseen if job_status(url, n) == "running"}
     return {
         "jobs": args.jobs,
         "provisioners": args.provisioners,
@@ -155,7 +163,8 @@ def measure(url: str, token: str, args: argparse.Namespace, tmp: Path) -> dict[s
         "left_for_the_drain": len(rest),
         "floor_only": not rest,
         "duplicates": sum(n - 1 for n in counts.values() if n > 1),
-        "missing": len(set(range(1, args.jobs + 1)) - set(counts)),
+        "cut_off_in_flight": len(cut_off),
+        "missing": len(unseen - cut_off),
         "ends_per_s": round(len(every) / ends_s),
         "empty_dequeues_per_s": round(empty["rps"]),
     }

@@ -135,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     provisioner_revoke = provisioner.add_parser("revoke", help="revoke a provisioner's token")
     provisioner_revoke.add_argument("id")
 
+    from runner.main import add_arguments as runner_arguments
+
+    runner_arguments(
+        command(
+            "runner",
+            "run CI jobs (needs root): dequeue from Hutch, build the job's debian/<suite> image "
+            "with debootstrap, run its tasks in bubblewrap, stream logs, upload artifacts",
+        )
+    )
     builder = command(
         "builder",
         "run a reference builder worker: claim queued Android web-app builds, package each "
@@ -255,6 +264,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return _admin(
                 settings, lambda rt: _job_commands().revoke_provisioner(rt.command_context, args.id)
             )
+        case "runner":
+            from runner.main import run_runner
+
+            return run_runner(settings, args)
         case "builder":
             from builder.main import run_builder
 

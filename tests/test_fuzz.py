@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import orjson
 import pytest
 
@@ -89,31 +90,53 @@ def sample(schema: dict[str, Any], document: dict[str, Any], depth: int = 0) -> 
     )
 
 
-def base_requests(document: dict[str, Any], creds: dict[str, str]) -> list[Request]:
-    """One well-formed request per documented operation, with every credential it takes."""
+def path_values(path: str, creds: dict[str, str]) -> dict[str, str]:
+    """What fills a path's parameters: the seeded things (a CI job, its lease, a secret...),
+    so that requests get past the 404 of an unknown id to the code behind it."""
     values = {"app": "fz-app", "name": "fz_flag", "key": "fz_flag", "id": "fz-app",
               "traceId": "5b8efff798038103d269b633813fc60c", "token_id": creds["token_id"],
               "build_id": "00000000-0000-7000-8000-000000000000", "os": "android",
-              "arch": "universal", "format": "apk"}  # fmt: skip
-    auth = [
-        (b"Authorization", f"Bearer {creds['token']}".encode()),
-        (b"X-Secret", creds["secret"].encode()),
-    ]
+              "arch": "universal", "format": "apk", "uuid": creds.get("job_uuid", "x"),
+              "tenant_id": creds.get("tenant_id", "x"),
+              "secret_id": creds.get("secret_id", "x")}  # fmt: skip
+    if path.startswith(("/api/jobs/", "/api/runner/")):
+        values |= {"id": creds.get("job", "1"), "name": "build"}
+    return values
+
+
+def credentials(op: dict[str, Any], creds: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """The operation's own kind of bearer token (a provisioner's, or the developer's), and the
+    app secret."""
+    schemes = {name for requirement in op.get("security", []) for name in requirement}
+    token = creds.get("provisioner", "") if "provisionerToken" in schemes else creds["token"]
+    return [(b"Authorization", f"Bearer {token}".encode()), (b"X-Secret", creds["secret"].encode())]
+
+
+def base_requests(document: dict[str, Any], creds: dict[str, str]) -> list[Request]:
+    """One well-formed request per documented operation, with every credential it takes."""
     found = []
     for path, item in document["paths"].items():
         for method, op in item.items():
             if method not in METHODS:
                 continue
             concrete = path
-            for name, value in values.items():
+            for name, value in path_values(path, creds).items():
                 concrete = concrete.replace("{" + name + "}", value)
             query = [("appName", "fz-app")]
-            headers = list(auth)
+            for parameter in op.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("required"):
+                    value = parameter.get("example", sample(parameter["schema"], document))
+                    value = creds.get(parameter["name"], value)  # the seeded lease
+                    query.append((parameter["name"], str(value)))
+            headers = credentials(op, creds)
             body = b""
             content = op.get("requestBody", {}).get("content", {})
             if "application/json" in content:
-                schema = content["application/json"].get("schema", {})
-                body = orjson.dumps(sample(schema, document))
+                media = content["application/json"]
+                value = media.get("example", sample(media.get("schema", {}), document))
+                if isinstance(value, dict) and "lease_id" in value:
+                    value["lease_id"] = creds.get("lease_id", "x")
+                body = orjson.dumps(value)
                 headers.append((b"Content-Type", b"application/json"))
             elif content:
                 kind = next(iter(content))
@@ -255,6 +278,40 @@ def served(tmp_path: Path) -> Iterator[Served]:
         kill_tree(served.process.pid)
 
 
+MANIFEST = "image: debian/bookworm\ntasks:\n  - build: echo hi\nartifacts:\n  - out/a.txt\n"
+
+
+def seed_jobs(served: Served, token: str) -> dict[str, str]:
+    """A CI job leased to a provisioner, its tenant, a secret: what the job, secret and
+    runner operations' requests name."""
+    code, provisioner = hutch(served.settings, "provisioner", "create", "fz-provisioner")
+    assert code == 0, provisioner
+    developer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        submitted = c.post("/api/jobs", headers=developer, json={"manifest": MANIFEST})
+        assert submitted.status_code == 201, submitted.text
+        job = c.get(f"/api/jobs/{submitted.json()['id']}", headers=developer).json()
+        wanted = {"available_vcpus": "4", "cpu_architecture": "Amd64", "host": "fz-host"}
+        leased = c.get(
+            "/api/provisioner/dequeue",
+            params=wanted,
+            headers={"Authorization": f"Bearer {provisioner['token']}"},
+        ).json()["new_job"]
+        assert leased is not None
+        secret = {"name": "fz", "type": "file", "path": "fz.txt", "data": "eA=="}
+        added = c.post("/api/secrets", headers=developer, json=secret)
+        assert added.status_code == 201, added.text
+    return {
+        "provisioner": provisioner["token"],
+        "job": str(job["id"]),
+        "job_uuid": job["uuid"],
+        "tenant_id": job["tenant_id"],
+        "lease_id": leased["lease_id"],
+        "secret_id": added.json()["id"],
+        "path": "out/a.txt",  # the artifact PUT's
+    }
+
+
 def test_no_request_breaks_the_server(served: Served, tmp_path: Path) -> None:
     settings = served.settings
     assert hutch(settings, "developer", "create", "fz-dev")[0] == 0
@@ -263,6 +320,7 @@ def test_no_request_breaks_the_server(served: Served, tmp_path: Path) -> None:
     code, token = hutch(settings, "token", "create", "--developer", "fz-dev")
     assert code == 0, token
     creds = {"token": token["token"], "token_id": token["id"], "secret": app["secret"]}
+    creds |= seed_jobs(served, token["token"])
     bases = base_requests(load_document(), creds)
     port = int(served.url.rsplit(":", 1)[1])
     rng = random.Random(SEED)

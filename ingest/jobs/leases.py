@@ -84,22 +84,13 @@ class Dequeuer:
         ctx = self._ctx
         async with ctx.command("jobs:queue", JOBS):
             now = ctx.clock()
-            events = await asyncio.to_thread(_lapsed_events, ctx, now)
-            taken: set[str] = set()
+            # The batch's reads in one thread hop: every waiting provisioner waits for them.
+            events, picks = await asyncio.to_thread(_decide, ctx, batch, now)
             leases: list[Lease | None] = []
-            for wanted in batch:
-                found = await asyncio.to_thread(
-                    q.queued,
-                    ctx.db,
-                    wanted.architecture,
-                    wanted.vcpus,
-                    BATCH_CANDIDATES * len(batch) + len(taken),
-                )
-                job = next((j for j in found if j.uuid not in taken), None)
+            for wanted, job in zip(batch, picks, strict=True):
                 if job is None:
                     leases.append(None)
                     continue
-                taken.add(job.uuid)
                 leased = e.JobLeased(
                     uuid=job.uuid,
                     lease_id=uuid7(),
@@ -113,6 +104,30 @@ class Dequeuer:
             if events:
                 await ctx.append("jobs", events, JOBS)
         return leases
+
+
+def _decide(
+    ctx: CommandContext, batch: Sequence[Wanted], now: int
+) -> tuple[list[Envelope], list[q.Job | None]]:
+    """The requeues due now, and each waiting provisioner's pick: its oldest fitting job,
+    never one another in the batch took."""
+    events = _lapsed_events(ctx, now)
+    # One read per kind of host in the batch (usually one): more candidates than the batch
+    # can take, so each pick finds one the others left if there is one.
+    limit = BATCH_CANDIDATES * len(batch)
+    candidates = {
+        (arch, vcpus): q.queued(ctx.db, arch, vcpus, limit)
+        for arch, vcpus in {(w.architecture, w.vcpus) for w in batch}
+    }
+    taken: set[str] = set()
+    picks: list[q.Job | None] = []
+    for wanted in batch:
+        fits = candidates[wanted.architecture, wanted.vcpus]
+        job = next((j for j in fits if j.uuid not in taken), None)
+        if job is not None:
+            taken.add(job.uuid)
+        picks.append(job)
+    return events, picks
 
 
 def lease_s(ctx: CommandContext) -> int:

@@ -143,7 +143,11 @@ def log_lines(body: dict[str, Any], tasks: set[str]) -> tuple[int, tuple[e.LogLi
             raise BadRequest(f"{where} must be an object", field=where)
         task, text, at = item.get("task"), item.get("line"), item.get("at", now)
         if task not in tasks:
-            raise Unprocessable(f"{where}.task must be one of the job's tasks", field=where)
+            raise Unprocessable(
+                f"{where}.task must be one of the job's tasks ({', '.join(sorted(tasks))}), "
+                f"not {task!r}",
+                field=where,
+            )
         if not isinstance(text, str) or len(text.encode()) > MAX_LINE_BYTES:
             raise BadRequest(f"{where}.line must be text of at most 64 KiB", field=where)
         if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at < 2**63:

@@ -45,6 +45,7 @@ class JobsProjection:
         "job_artifacts",
         "job_tasks",
         "jobs",
+        "tenant_job_counts",
         "provisioners",
     )
 
@@ -108,7 +109,7 @@ def _json(values: tuple[object, ...]) -> str:
 
 def submitted(tx: Transaction, e: JobSubmitted, at: int) -> None:
     status = "queued" if e.execute else "pending"
-    tx.execute(
+    inserted = tx.execute(
         "INSERT INTO jobs (uuid, number, tenant_id, owner, status, manifest, image, note, tags, "
         "read_access, write_access, execute, use_secrets, vcpus, cpu_architecture, timeout_s, "
         "triggers, created_at, queued_at, attempt, cancel_requested, log_lines) VALUES (:uuid, "
@@ -137,6 +138,12 @@ def submitted(tx: Transaction, e: JobSubmitted, at: int) -> None:
             "queued": at if e.execute else None,
         },
     )
+    if inserted:
+        tx.execute(
+            "INSERT INTO tenant_job_counts (tenant_id, jobs) VALUES (:tenant, 1) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET jobs = tenant_job_counts.jobs + 1",
+            {"tenant": e.tenant_id},
+        )
     for position, name in enumerate((SETUP, *e.tasks)):
         tx.execute(
             "INSERT INTO job_tasks (job_uuid, position, name, status) "

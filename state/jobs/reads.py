@@ -193,7 +193,7 @@ def jobs_of_tenant(
 
 
 def tenant_job_count(db: Reader, tenant_id: str) -> int:
-    row = db.fetchone("SELECT COUNT(*) FROM jobs WHERE tenant_id = :t", {"t": tenant_id})
+    row = db.fetchone("SELECT jobs FROM tenant_job_counts WHERE tenant_id = :t", {"t": tenant_id})
     return 0 if row is None else int(row[0])
 
 
