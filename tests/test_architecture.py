@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "hutch",
     "builder",
+    "runner",
     "ingest",
     "query",
     "projections",
@@ -37,6 +38,7 @@ SAME_THING = {
     "reads": "an aggregate's relational reads (flags/reads, jobs/reads)",
     "evaluations": "flag evaluation reports (flags/evaluations): their schema and their ingest",
     "events": "event payloads: the envelope's types, and an aggregate's (flags/events, jobs/events)",
+    "main": "a client program's entry: `hutch builder` (builder/main), `hutch runner` (runner/main)",
     "protocol": "a store's interface, one per store in storage/",
     "sqlite": "the SQLite adapter of a store (the log, the relational store)",
 }

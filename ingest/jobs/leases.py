@@ -4,8 +4,8 @@ A dequeue is a command like any other (state/command_context.py), and the one th
 fast: many provisioners poll at once. So the dequeues waiting in a process are served
 together, one lock turn for all of them (`Dequeuer`): catch up once, requeue the jobs whose
 lease lapsed, pick each waiting provisioner its oldest fitting job (never one job twice),
-append every lease in one write, catch up once. The lock makes that exactly-once across
-processes; the batch makes it cheap.
+append every lease in one write, let go of the lock, catch up once. The lock makes that
+exactly-once across processes; the batch makes it cheap.
 
 A lease lasts HUTCH_JOB_LEASE seconds and every report from its holder renews it. A job
 whose holder went silent is requeued at the next dequeue (after MAX_ATTEMPTS leases it ends
@@ -102,7 +102,12 @@ class Dequeuer:
                 events.append(_event("job.leased.v1", job.uuid, leased))
                 leases.append(Lease(job, leased))
             if events:
-                await ctx.append("jobs", events, JOBS)
+                await ctx.log.append("jobs", events)
+        # Caught up after the lock is let go: the next turn (in any process) catches up
+        # before it decides, so the lock need not wait for this; the answers do, so that
+        # each runner's first report finds its lease.
+        if events:
+            await ctx.catch_up(JOBS)
         return leases
 
 
