@@ -9,10 +9,17 @@ blocks the projector makes, without the log (no read, no transform, no offsets).
 projector run reads the log from the start with a fresh consumer group, transforms, inserts
 with deduplication tokens and markers, and commits, until it has caught up.
 
-    .venv/bin/python -m bench.job_logs [--lines 1000000] [--lines-per-batch 1000] [--rounds 1]
+Freshness, through `hutch serve` (issue 15: a line visible within 1 s p99 while the job
+runs): a job is submitted (POST /api/jobs), dequeued and reported running by a provisioner,
+as `hutch runner` does. While a second running job streams `--background-lines` lines a
+second (batches of 500, as a busy build prints them), a probe POSTs one marked line to
+`/api/runner/jobs/{uuid}/logs` every `--interval` seconds and polls
+`GET /api/jobs/{id}/tasks/build/log?since=<its number>` every 5 ms until the line is there:
+the time from the POST's answer to the first read showing it is the probe's freshness. There
+is no ceiling; the background rate is reported beside it.
 
-Not measured here: how soon a line shows in `GET /api/jobs/{id}/log` while the job runs
-(that needs the runner API in front of the log).
+    .venv/bin/python -m bench.job_logs [--lines 1000000] [--lines-per-batch 1000] [--rounds 1]
+                                        [--freshness-seconds 20] [--background-lines 20000]
 """
 
 from __future__ import annotations
@@ -22,13 +29,24 @@ import asyncio
 import json
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
-from bench.common import run_until
+from bench.common import (
+    PYTHON,
+    free_port,
+    hutch_cli,
+    hutch_env,
+    percentile,
+    process,
+    run_until,
+    wait_port,
+)
 from hutch.runtime import tune_gc
 from projections.job_logs import BATCH_RECORDS, TABLE, JobLogsProjection
 from projections.runner import AnalyticsRunner, ensure_tables, group_name
@@ -163,6 +181,110 @@ async def project(
     return elapsed
 
 
+# --- freshness through `hutch serve` ----------------------------------------------------
+
+MANIFEST = "image: debian/bookworm\ntasks:\n  - build: make\n"
+
+
+def running_job(client: httpx.Client, developer: str, provisioner: str) -> dict[str, Any]:
+    """Submit a job and take it as a runner does: dequeued, reported running."""
+    dev = {"Authorization": f"Bearer {developer}"}
+    prov = {"Authorization": f"Bearer {provisioner}"}
+    submitted = client.post("/api/jobs", json={"manifest": MANIFEST}, headers=dev)
+    assert submitted.status_code == 201, submitted.text
+    params = {"available_vcpus": "4", "cpu_architecture": "Amd64", "host": "bench"}
+    job = client.get("/api/provisioner/dequeue", params=params, headers=prov).json()["new_job"]
+    if job is None or job["id"] != submitted.json()["id"]:
+        raise SystemExit(f"dequeued {job} instead of the job submitted")
+    report = {"lease_id": job["lease_id"], "status": "running"}
+    answer = client.post(f"/api/runner/jobs/{job['uuid']}/status", json=report, headers=prov)
+    answer.raise_for_status()
+    return dict(job)
+
+
+def stream(
+    url: str, provisioner: str, job: dict[str, Any], rate: int, stop: threading.Event
+) -> int:
+    """Post batches of 500 lines at `rate` lines a second until `stop`; lines posted."""
+    prov = {"Authorization": f"Bearer {provisioner}"}
+    sent = 0
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=30, headers=prov) as client:
+        while not stop.is_set():
+            lines = [
+                {"task": "build", "line": f"[{sent + i:>8}] compiling src/module_{i % 97}.c ok"}
+                for i in range(500)
+            ]
+            body = {"lease_id": job["lease_id"], "first": sent, "lines": lines}
+            answer = client.post(f"/api/runner/jobs/{job['uuid']}/logs", json=body)
+            assert answer.status_code == 200, answer.text
+            sent += len(lines)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                stop.wait(ahead)
+    return sent
+
+
+def freshness(seconds: int, interval: float, background: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port()
+        env = {**hutch_env(tmp, port, 2), "HUTCH_JOB_LEASE": "3600"}
+        hutch_cli(env, "developer", "create", "bench")
+        scopes = ["--scopes", "jobs:read,jobs:write"]
+        developer = hutch_cli(env, "token", "create", "--developer", "bench", *scopes)["token"]
+        provisioner = hutch_cli(env, "provisioner", "create", "bench-host")["token"]
+        with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log"):
+            wait_port(port)
+            url = f"http://127.0.0.1:{port}"
+            lags: list[float] = []
+            with httpx.Client(base_url=url, timeout=30) as client:
+                probed = running_job(client, developer, provisioner)
+                busy = running_job(client, developer, provisioner)
+                stop = threading.Event()
+                streamed: list[int] = []
+                streamer = threading.Thread(
+                    target=lambda: streamed.append(stream(url, provisioner, busy, background, stop))
+                )
+                streamer.start()
+                time.sleep(2)
+                prov = {"Authorization": f"Bearer {provisioner}"}
+                dev = {"Authorization": f"Bearer {developer}"}
+                logs = f"/api/runner/jobs/{probed['uuid']}/logs"
+                read = f"/api/jobs/{probed['id']}/tasks/build/log"
+                deadline = time.monotonic() + seconds
+                n = 0
+                started = time.monotonic()
+                while time.monotonic() < deadline:
+                    marker = f"probe {n}"
+                    line = {"task": "build", "line": marker}
+                    body = {"lease_id": probed["lease_id"], "first": n, "lines": [line]}
+                    answer = client.post(logs, json=body, headers=prov)
+                    assert answer.status_code == 200, answer.text
+                    acked = time.perf_counter()
+                    while True:
+                        text = client.get(read, params={"since": str(n)}, headers=dev).text
+                        if marker in text:
+                            lags.append(time.perf_counter() - acked)
+                            break
+                        if time.perf_counter() - acked > 30:
+                            raise SystemExit(f"{marker!r} not readable within 30 s")
+                        time.sleep(0.005)
+                    n += 1
+                    time.sleep(interval)
+                elapsed = time.monotonic() - started
+                stop.set()
+                streamer.join()
+    return {
+        "probes": len(lags),
+        "freshness_p50_ms": round(percentile(lags, 50) * 1000, 1),
+        "freshness_p99_ms": round(percentile(lags, 99) * 1000, 1),
+        "freshness_max_ms": round(max(lags) * 1000, 1),
+        "background_lines_per_s": round(sum(streamed) / (elapsed + 2)),
+        "target_freshness_p99_ms": 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,7 +295,26 @@ def main() -> None:
         "--batch", type=int, default=BATCH_RECORDS, help="records per projector poll, as served"
     )
     parser.add_argument("--rounds", type=int, default=1, help="report each figure's median")
+    parser.add_argument(
+        "--freshness-seconds", type=int, default=20, help="of probes; 0: no freshness run"
+    )
+    parser.add_argument("--interval", type=float, default=0.2, help="between probes, seconds")
+    parser.add_argument(
+        "--background-lines", type=int, default=20_000, help="lines/s another job streams"
+    )
+    parser.add_argument("--skip-projector", action="store_true", help="only the freshness run")
     args = parser.parse_args()
+    report: dict[str, Any] = {}
+    if not args.skip_projector:
+        report.update(projector_figures(args))
+    if args.freshness_seconds:
+        report["freshness"] = freshness(
+            args.freshness_seconds, args.interval, args.background_lines
+        )
+    print(json.dumps(report, indent=1))
+
+
+def projector_figures(args: argparse.Namespace) -> dict[str, Any]:
     rounds = [
         asyncio.run(measure(args.lines, args.lines_per_batch, args.batch))
         for _ in range(args.rounds)
@@ -183,7 +324,7 @@ def main() -> None:
     }
     report["rounds"] = [{k: v for k, v in r.items() if k.endswith("_per_s")} for r in rounds]
     report["target_lines_per_s"] = 200_000
-    print(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from schemas.envelope import iso_micros
 from storage.relational import Relational, Transaction
 from storage.relational.protocol import Row
 
@@ -187,7 +188,7 @@ class Secret:
             "type": self.kind,
             "path": self.path,
             "mode": self.mode,
-            "createdAt": self.created_at,
+            "createdAt": iso_micros(self.created_at),
         }
 
 

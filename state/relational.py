@@ -49,19 +49,17 @@ def position(db: Relational | Transaction, projection: str, topic: Topic, partit
 
 def _lock_position(tx: Transaction, projection: str, topic: Topic, partition: int) -> int:
     """Read the tracked offset inside `tx`, holding the row against concurrent appliers."""
-    params = {"p": projection, "t": topic, "n": partition}
-    tx.execute(
+    # One statement: the upsert takes the row lock on PostgreSQL (waiting for a concurrent
+    # applier, then answering the offset it committed); SQLite's BEGIN IMMEDIATE already
+    # holds one.
+    row = tx.fetchone(
         "INSERT INTO projection_positions (projection, topic, partition, next_offset) "
-        "VALUES (:p, :t, :n, 0) ON CONFLICT (projection, topic, partition) DO NOTHING",
-        params,
+        "VALUES (:p, :t, :n, 0) ON CONFLICT (projection, topic, partition) "
+        "DO UPDATE SET next_offset = projection_positions.next_offset RETURNING next_offset",
+        {"p": projection, "t": topic, "n": partition},
     )
-    # An UPDATE takes the row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds one.
-    tx.execute(
-        "UPDATE projection_positions SET next_offset = next_offset "
-        "WHERE projection = :p AND topic = :t AND partition = :n",
-        params,
-    )
-    return position(tx, projection, topic, partition)
+    assert row is not None
+    return int(row[0])
 
 
 def apply_batch(db: Relational, projection: RelationalProjection, records: Sequence[Record]) -> int:
@@ -98,6 +96,10 @@ async def catch_up(log_: EventLog, db: Relational, projection: RelationalProject
                 if not records:
                     break
                 applied += await asyncio.to_thread(apply_batch, db, projection, records)
+                if len(records) < READ_BATCH:
+                    # That read reached the end of the log as it was then: what this catch-up
+                    # owes its caller. Asking again would cost two more round trips.
+                    break
     return applied
 
 

@@ -39,7 +39,7 @@ artifacts:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve_in_thread(tmp_path_factory.mktemp("jobs") / "data", HUTCH_JOB_LEASE="1")
+    yield from serve_in_thread(tmp_path_factory.mktemp("jobs") / "data", HUTCH_JOB_LEASE="5")
 
 
 def token(server: Server, developer: str, *scopes: str) -> str:
@@ -68,12 +68,32 @@ def submit(server: Server, tok: str, **fields: Any) -> httpx.Response:
         return c.post("/api/jobs", json={"manifest": MANIFEST, **fields})
 
 
+LEASED: list[tuple[Server, str, dict[str, Any]]] = []
+"""Jobs tests dequeued: ended after each test, so that no lease lapses into the next one
+(the lease is 5 s here, and a lapsed job is handed out again, oldest first)."""
+
+
 def dequeue(server: Server, prov: str, vcpus: int = 4, arch: str = "Amd64") -> Any:
     params = {"available_vcpus": str(vcpus), "cpu_architecture": arch, "host": "h1"}
     with server.client(**bearer(prov)) as c:
         answer = c.get("/api/provisioner/dequeue", params=params)
     assert answer.status_code == 200, answer.text
-    return answer.json()["new_job"]
+    job = answer.json()["new_job"]
+    if job is not None:
+        LEASED.append((server, prov, job))
+    return job
+
+
+@pytest.fixture(autouse=True)
+def _end_leased_jobs() -> Iterator[None]:
+    yield
+    while LEASED:
+        server, prov, job = LEASED.pop()
+        with server.client(**bearer(prov)) as c:  # a 409 when it ended or moved on: fine
+            c.post(
+                f"/api/runner/jobs/{job['uuid']}/status",
+                json={"lease_id": job["lease_id"], "status": "failed"},
+            )
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +137,13 @@ def test_job_numbers_increase(server: Server, ann: str) -> None:
     assert second == first + 1
 
 
+BOMB = "image: debian/bookworm\ntasks:\n  - a: x\n" + "".join(
+    f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]\n" if n else "l0: &l0 [lol]\n"
+    for n in range(10)
+)
+"""Billion laughs: ten levels of nine aliases each."""
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
@@ -126,9 +153,24 @@ def test_job_numbers_increase(server: Server, ann: str) -> None:
         ({"manifest": MANIFEST, "tags": "ci"}, 400, "tags"),
         ({"manifest": MANIFEST, "execute": "yes"}, 400, "execute"),
         ({"manifest": MANIFEST, "access:write": ["*"]}, 422, "access:write"),
+        ({"manifest": MANIFEST, "note": "a\x00b"}, 422, "note"),  # PostgreSQL text has no NUL
         ({"manifest": 7}, 400, "manifest"),
         ({}, 400, "manifest"),
         ({"manifest": MANIFEST + "secrets:\n  - not-a-uuid\n"}, 422, "manifest.secrets[0]"),
+        (
+            {"manifest": "image: debian/bookworm\ntasks:\n  - a: x\n  - a: y\n"},
+            422,
+            "manifest.tasks[1]",
+        ),
+        (
+            {
+                "manifest": "image: debian/bookworm\ntasks:\n  - a: x\ntriggers:\n  - {action: irc, condition: always}\n"
+            },
+            422,
+            "manifest.triggers[0].action",
+        ),
+        ({"manifest": BOMB}, 422, "manifest"),
+        ({"manifest": MANIFEST + "#" + "x" * 70_000 + "\n"}, 422, "manifest"),
         (
             {"manifest": MANIFEST + "secrets:\n  - 0190c0de-0000-7000-8000-000000000000\n"},
             422,
@@ -245,7 +287,7 @@ def test_dequeue_hands_each_job_to_exactly_one_of_many_hosts(server: Server) -> 
     lock = threading.Lock()
 
     def host() -> None:
-        # Each job ends as soon as it is handed out, well inside its lease (1 s here): a
+        # Each job ends as soon as it is handed out, well inside its lease (5 s here): a
         # job handed out twice is a duplicate, not a lapsed lease. Jobs other tests left
         # behind may come back when their leases lapse; only this test's are counted.
         while (job := dequeue(server, prov)) is not None:

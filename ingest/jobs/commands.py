@@ -62,6 +62,10 @@ async def submit(ctx: CommandContext, caller: Developer, body: Mapping[str, obje
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
         raise BadRequest(f"note must be text of at most {MAX_NOTE} characters", field="note")
+    if note is not None and "\x00" in note:
+        # No store holds it (PostgreSQL text cannot): refused here, not left in the log for
+        # the projection to choke on.
+        raise Unprocessable("note cannot hold a NUL character (U+0000)", field="note")
     tags = _strings(body, "tags", [])
     bad = [t for t in tags if not e.TAG.match(t)]
     if bad or len(tags) > MAX_TAGS:

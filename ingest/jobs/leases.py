@@ -27,9 +27,6 @@ from state.command_context import JOBS, CommandContext
 from state.jobs import reads as q
 from web.worker_auth import Worker
 
-BATCH_CANDIDATES = 4
-"""Queued jobs read per waiting dequeue: enough for a batch's picks to skip each other's."""
-
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
@@ -43,6 +40,8 @@ class Wanted:
 class Lease:
     job: q.Job
     lease: e.JobLeased
+    manifest: str
+    """The job's manifest text, read in the turn (what the runner is handed)."""
 
 
 class Dequeuer:
@@ -85,7 +84,7 @@ class Dequeuer:
         async with ctx.command("jobs:queue", JOBS):
             now = ctx.clock()
             # The batch's reads in one thread hop: every waiting provisioner waits for them.
-            events, picks = await asyncio.to_thread(_decide, ctx, batch, now)
+            events, picks, manifests = await asyncio.to_thread(_decide, ctx, batch, now)
             leases: list[Lease | None] = []
             for wanted, job in zip(batch, picks, strict=True):
                 if job is None:
@@ -100,7 +99,7 @@ class Dequeuer:
                     attempt=job.attempt + 1,
                 )
                 events.append(_event("job.leased.v1", job.uuid, leased))
-                leases.append(Lease(job, leased))
+                leases.append(Lease(job, leased, manifests[job.uuid]))
             if events:
                 await ctx.log.append("jobs", events)
         # Caught up after the lock is let go: the next turn (in any process) catches up
@@ -113,13 +112,13 @@ class Dequeuer:
 
 def _decide(
     ctx: CommandContext, batch: Sequence[Wanted], now: int
-) -> tuple[list[Envelope], list[q.Job | None]]:
-    """The requeues due now, and each waiting provisioner's pick: its oldest fitting job,
-    never one another in the batch took."""
+) -> tuple[list[Envelope], list[q.Job | None], dict[str, str]]:
+    """The requeues due now, each waiting provisioner's pick (its oldest fitting job, never
+    one another in the batch took), and the manifests of the picks."""
     events = _lapsed_events(ctx, now)
-    # One read per kind of host in the batch (usually one): more candidates than the batch
-    # can take, so each pick finds one the others left if there is one.
-    limit = BATCH_CANDIDATES * len(batch)
+    # One read per kind of host in the batch (usually one), as many jobs as the batch has
+    # provisioners: however many of them the others take, each finds one left if any fits.
+    limit = len(batch)
     candidates = {
         (arch, vcpus): q.queued(ctx.db, arch, vcpus, limit)
         for arch, vcpus in {(w.architecture, w.vcpus) for w in batch}
@@ -132,7 +131,8 @@ def _decide(
         if job is not None:
             taken.add(job.uuid)
         picks.append(job)
-    return events, picks
+    manifests = q.manifests_of(ctx.db, [job.uuid for job in picks if job is not None])
+    return events, picks, manifests
 
 
 def lease_s(ctx: CommandContext) -> int:

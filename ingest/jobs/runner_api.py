@@ -68,8 +68,7 @@ class ProvisionerDequeue:
 async def new_job(ctx: CommandContext, lease: leases.Lease) -> dict[str, Any]:
     """What a runner needs to run the job (docs/jobs.md `new_job`)."""
     job = lease.job
-    text = await asyncio.to_thread(q.manifest_of, ctx.db, job.uuid)
-    assert text is not None
+    text = lease.manifest
     manifest = parse_manifest(text)
     found = manifest.to_json()
     secrets: list[dict[str, Any]] = []

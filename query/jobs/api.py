@@ -56,8 +56,12 @@ class JobReads:
         base = f"{self._public}/api/jobs/{job.number}"
         return f"{base}/log" if task == SETUP else f"{base}/tasks/{task}/log"
 
-    async def summary(self, job: q.Job, *, full: bool) -> dict[str, Any]:
-        tasks = await asyncio.to_thread(q.tasks_of, self._db, job.uuid)
+    async def summary(
+        self, job: q.Job, *, full: bool, tasks: list[q.Task] | None = None
+    ) -> dict[str, Any]:
+        """The job as builds.sr.ht shows it; `tasks` when a page's were read together."""
+        if tasks is None:
+            tasks = await asyncio.to_thread(q.tasks_of, self._db, job.uuid)
         found: dict[str, Any] = {
             "id": job.number,
             "uuid": job.uuid,
@@ -135,7 +139,8 @@ class JobListing(JobReads):
         following = None
         if len(jobs) > size:
             following = encode_cursor([page[-1].number])
-        results = [await self.summary(job, full=False) for job in page]
+        tasks = await asyncio.to_thread(q.tasks_of_jobs, self._db, [job.uuid for job in page])
+        results = [await self.summary(job, full=False, tasks=tasks[job.uuid]) for job in page]
         resp.data = orjson.dumps({"results": results, "next": following})
 
 
@@ -166,7 +171,7 @@ class TenantJobs(JobReads):
                 field="starting_after",
                 code="bad_cursor",
             )
-        jobs = await asyncio.to_thread(q.jobs_of_tenant, self._db, tenant_id, after, before, size)
-        total = await asyncio.to_thread(q.tenant_job_count, self._db, tenant_id)
-        body = {"jobs": [await self.summary(j, full=False) for j in jobs], "total_count": total}
+        page = await asyncio.to_thread(q.tenant_page, self._db, tenant_id, after, before, size)
+        jobs = [await self.summary(j, full=False, tasks=page.tasks[j.uuid]) for j in page.jobs]
+        body = {"jobs": jobs, "total_count": page.total_count}
         resp.data = orjson.dumps(body)

@@ -124,6 +124,18 @@ def manifest_of(db: Reader, uuid: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def manifests_of(db: Reader, uuids: list[str]) -> dict[str, str]:
+    """Job uuid -> manifest text, for these jobs (one read)."""
+    if not uuids:
+        return {}
+    names = {f"u{i}": uuid for i, uuid in enumerate(uuids)}
+    rows = db.fetchall(
+        f"SELECT uuid, manifest FROM jobs WHERE uuid IN ({', '.join(':' + n for n in names)})",
+        names,
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
 def last_number(db: Reader) -> int:
     row = db.fetchone("SELECT MAX(number) FROM jobs", {})
     return 0 if row is None or row[0] is None else int(row[0])
@@ -144,6 +156,38 @@ def tasks_of(db: Reader, uuid: str) -> list[Task]:
         {"u": uuid},
     )
     return [Task(str(r[0]), str(r[1]), _opt(r[2]), _opt(r[3])) for r in rows]
+
+
+def tasks_of_jobs(db: Reader, uuids: list[str]) -> dict[str, list[Task]]:
+    """The tasks of each of these jobs, in order: a page's in one read."""
+    found: dict[str, list[Task]] = {uuid: [] for uuid in uuids}
+    if not uuids:
+        return found
+    names = {f"u{i}": uuid for i, uuid in enumerate(uuids)}
+    rows = db.fetchall(
+        "SELECT job_uuid, name, status, started_at, finished_at FROM job_tasks "
+        f"WHERE job_uuid IN ({', '.join(':' + n for n in names)}) ORDER BY job_uuid, position",
+        names,
+    )
+    for r in rows:
+        found[str(r[0])].append(Task(str(r[1]), str(r[2]), _opt(r[3]), _opt(r[4])))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPage:
+    jobs: list[Job]
+    tasks: dict[str, list[Task]]
+    total_count: int
+
+
+def tenant_page(
+    db: Reader, tenant_id: str, starting_after: str | None, ending_before: str | None, limit: int
+) -> TenantPage:
+    """A page of the tenant's jobs with their tasks and the tenant's job count."""
+    jobs = jobs_of_tenant(db, tenant_id, starting_after, ending_before, limit)
+    tasks = tasks_of_jobs(db, [job.uuid for job in jobs])
+    return TenantPage(jobs, tasks, tenant_job_count(db, tenant_id))
 
 
 @dataclass(frozen=True, slots=True)
