@@ -209,6 +209,24 @@ def test_scopes_decide(server: Server) -> None:
     assert error_of(refused)["code"] == "missing_scope"
 
 
+def test_scoped_tokens_over_http(server: Server) -> None:
+    full = token(server, "sam")
+    with server.client(**bearer(full)) as c:
+        made = c.post("/api/tokens", json={"name": "ci", "scopes": ["jobs:read", "jobs:write"]})
+        assert made.status_code == 201, made.text
+        assert made.json()["scopes"] == ["jobs:read", "jobs:write"]
+        bad = c.post("/api/tokens", json={"name": "x", "scopes": ["jobs:admin"]})
+        assert (bad.status_code, error_of(bad)["field"]) == (422, "scopes")
+        assert "jobs:admin" in error_of(bad)["message"]
+        wrong = c.post("/api/tokens", json={"name": "y", "scopes": "jobs:read"})
+        assert (wrong.status_code, error_of(wrong)["code"]) == (400, "bad_type")
+    scoped = made.json()["token"]
+    assert submit(server, scoped).status_code == 201
+    with server.client(**bearer(scoped)) as c:
+        refused = c.post("/api/tokens", json={"name": "z"})  # a CI token mints no tokens
+        assert (refused.status_code, error_of(refused)["code"]) == (403, "missing_scope")
+
+
 def test_access_lists(server: Server, ann: str) -> None:
     bob = token(server, "bob", "jobs:read", "jobs:write")
     private = submit(server, ann, execute=False, **{"access:read": []}).json()["id"]
