@@ -36,7 +36,12 @@ def time_routes(document: dict[str, Any]) -> list[tuple[str, dict[str, str], set
             components[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
             for p in [*item.get("parameters", []), *operation.get("parameters", [])]
         ]
-        times = {p["name"] for p in parameters if p["name"] in ("since", "until")}
+        # A time, not any `since` (a job log's is a line number).
+        times = {
+            p["name"]
+            for p in parameters
+            if p["name"] in ("since", "until") and p["schema"].get("format") == "date-time"
+        }
         if not times:
             continue
         for p in parameters:

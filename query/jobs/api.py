@@ -25,9 +25,9 @@ import orjson
 
 from base.client_errors import BadRequest, NotFound
 from schemas.envelope import iso_micros
-from schemas.jobs.events import SETUP
 from state import identity_reads as qi
 from state.jobs import reads as q
+from state.jobs.document import job_fields
 from storage.objects import ObjectStore
 from storage.relational import Relational
 from web.auth import Authenticator
@@ -38,6 +38,18 @@ ARTIFACT_DAYS = 90
 ARTIFACT_URL_S = 3600
 
 
+async def readable_job(
+    auth: Authenticator, db: Relational, req: falcon.asgi.Request, id: str
+) -> q.Job:
+    """The job numbered `id` if the caller may read it (a token needs `jobs:read`; a public
+    job needs no credential); a 404 otherwise, the same whether or not it exists."""
+    viewer = await auth.viewer(req, READ)
+    job = await asyncio.to_thread(q.job_by_number, db, q.job_number(id))
+    if job is None or not job.readable_by(None if viewer is None else viewer.name):
+        raise NotFound(f"no job {id} that you can see", code="no_job")
+    return job
+
+
 class JobReads:
     def __init__(self, db: Relational, objects: ObjectStore, auth: Authenticator, public_url: str):
         self._db = db
@@ -46,15 +58,7 @@ class JobReads:
         self._public = public_url.rstrip("/")
 
     async def _readable(self, req: falcon.asgi.Request, id: str) -> q.Job:
-        viewer = await self._auth.viewer(req, READ)
-        job = await asyncio.to_thread(q.job_by_number, self._db, q.job_number(id))
-        if job is None or not job.readable_by(None if viewer is None else viewer.name):
-            raise NotFound(f"no job {id} that you can see", code="no_job")
-        return job
-
-    def _log_url(self, job: q.Job, task: str) -> str:
-        base = f"{self._public}/api/jobs/{job.number}"
-        return f"{base}/log" if task == SETUP else f"{base}/tasks/{task}/log"
+        return await readable_job(self._auth, self._db, req, id)
 
     async def summary(
         self, job: q.Job, *, full: bool, tasks: list[q.Task] | None = None
@@ -62,25 +66,7 @@ class JobReads:
         """The job as builds.sr.ht shows it; `tasks` when a page's were read together."""
         if tasks is None:
             tasks = await asyncio.to_thread(q.tasks_of, self._db, job.uuid)
-        found: dict[str, Any] = {
-            "id": job.number,
-            "uuid": job.uuid,
-            "status": job.status,
-            "setup_log": self._log_url(job, SETUP),
-            "note": job.note,
-            "tags": list(job.tags),
-            "runner": job.host,
-            "owner": job.owner,
-            "tenant_id": job.tenant_id,
-            "image": job.image,
-            "created": iso_micros(job.created_at),
-            "updated": iso_micros(job.finished_at or job.started_at or job.created_at),
-            "tasks": [
-                {"name": t.name, "status": t.status, "log": self._log_url(job, t.name)}
-                for t in tasks
-                if t.name != SETUP
-            ],
-        }
+        found = job_fields(job, tasks, self._public)
         if full:
             found["access:read"] = list(job.read_access)
             found["access:write"] = list(job.write_access)

@@ -21,7 +21,7 @@ import asyncio
 import falcon.asgi
 
 from base.client_errors import BadRequest, NotFound
-from query.jobs.api import READ
+from query.jobs.api import readable_job
 from schemas.jobs.events import SETUP
 from state.jobs import reads as q
 from storage.analytics import Analytics
@@ -65,11 +65,7 @@ class JobLogText:
         self._auth = auth
 
     async def readable(self, req: falcon.asgi.Request, id: str) -> q.Job:
-        viewer = await self._auth.viewer(req, READ)
-        job = await asyncio.to_thread(q.job_by_number, self._db, q.job_number(id))
-        if job is None or not job.readable_by(None if viewer is None else viewer.name):
-            raise NotFound(f"no job {id} that you can see", code="no_job")
-        return job
+        return await readable_job(self._auth, self._db, req, id)
 
     async def answer(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, job: q.Job, task: str

@@ -9,11 +9,12 @@ is `setup_log`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from schemas.envelope import iso_micros
 from schemas.jobs.events import SETUP
-from state.jobs.reads import Job, Reader, tasks_of
+from state.jobs.reads import Job, Reader, Task, tasks_of
 
 
 def job_url(public_url: str, number: int) -> str:
@@ -25,7 +26,8 @@ def log_url(public_url: str, number: int, task: str) -> str:
     return f"{url}/log" if task == SETUP else f"{url}/tasks/{task}/log"
 
 
-def job_document(db: Reader, job: Job, public_url: str) -> dict[str, Any]:
+def job_fields(job: Job, tasks: Iterable[Task], public_url: str) -> dict[str, Any]:
+    """The job with these tasks (its own, read together with others' for a page)."""
     return {
         "id": job.number,
         "uuid": job.uuid,
@@ -41,7 +43,11 @@ def job_document(db: Reader, job: Job, public_url: str) -> dict[str, Any]:
         "updated": iso_micros(job.finished_at or job.started_at or job.created_at),
         "tasks": [
             {"name": t.name, "status": t.status, "log": log_url(public_url, job.number, t.name)}
-            for t in tasks_of(db, job.uuid)
+            for t in tasks
             if t.name != SETUP
         ],
     }
+
+
+def job_document(db: Reader, job: Job, public_url: str) -> dict[str, Any]:
+    return job_fields(job, tasks_of(db, job.uuid), public_url)
