@@ -13,6 +13,8 @@ success; `ends_per_s`). `duplicates` (a job handed out twice) and `missing` (a j
 handed out) must be 0; `cut_off_in_flight` counts the jobs leased to a request wrk dropped
 when it stopped (at most one a connection; they are `running`, as a vanished host's are).
 
+`server_cpu_us_per_dequeue` is the CPU the whole `hutch serve` tree spent (ingest workers,
+query process, projectors) per job handed out: steadier than the rate on a busy machine.
 The reference, same run: `empty_dequeues_per_s`, wrk's answers per second once the queue is
 empty (`{"new_job": null}`: the route, its credential check and its lock turn, with nothing
 to hand out), the floor of the path. The target is absolute, so there is no ratio.
@@ -44,6 +46,7 @@ from bench.common import (
     process,
     wait_port,
     wrk,
+    wrk_with_cpu,
 )
 from bench.job_setup import relational_url, submitted
 from hutch.wiring import open_log
@@ -125,10 +128,13 @@ async def end_all(url: str, token: str, handed: list[Handed], concurrency: int) 
     return time.perf_counter() - started
 
 
-def measure(url: str, token: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure(
+    server: int, url: str, token: str, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     wait_applied(url, args.jobs)
     out = tmp / "handed.txt"
-    load = wrk(
+    load = wrk_with_cpu(
+        server,
         f"{url}/api/provisioner/dequeue",
         SCRIPT,
         seconds=args.seconds,
@@ -159,6 +165,9 @@ def measure(url: str, token: str, args: argparse.Namespace, tmp: Path) -> dict[s
         "dequeues_per_s": round(len(handed) / args.seconds),
         "dequeue_p50_ms": load.get("p50_ms"),
         "dequeue_p99_ms": load.get("p99_ms"),
+        "server_cpu_us_per_dequeue": round(
+            load["server_cpu_us_per_request"] * load["requests"] / max(len(handed), 1)
+        ),
         "non2xx": load["non2xx"],
         "left_for_the_drain": len(rest),
         "floor_only": not rest,
@@ -194,9 +203,9 @@ def main() -> None:
             tenant = str(hutch_cli(env, "developer", "create", "bench")["tenant"])
             token = str(hutch_cli(env, "provisioner", "create", "bench-hosts")["token"])
             asyncio.run(append_jobs(Settings.from_env(env), tenant, args.jobs))
-            with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log"):
+            with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log") as server:
                 wait_port(port)
-                report = measure(f"http://127.0.0.1:{port}", token, args, tmp)
+                report = measure(server.pid, f"http://127.0.0.1:{port}", token, args, tmp)
     report["store"] = args.store
     report["workers"] = args.workers
     report["target_dequeues_per_s"] = 500

@@ -6,6 +6,8 @@ webhook delivered; a failing task fails the job cleanly, the tasks after it skip
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -331,3 +333,44 @@ def test_a_runner_killed_mid_job_loses_it_to_the_next(
 
 def indent(script: str) -> str:
     return "".join(f"      {line}\n" for line in script.splitlines())
+
+
+def test_a_jobs_secrets_are_in_place_and_only_when_it_asks(
+    server: Server, accounts: tuple[str, str], tmp_path: Path
+) -> None:
+    token, prov = accounts
+    code, full = hutch(server.settings, "token", "create", "--developer", "rita", "--name", "s")
+    assert code == 0, full
+    content = "machine git.example.org login rita password s3cr3t-e2e\n"
+    with server.client(Authorization=f"Bearer {full['token']}") as c:
+        added = c.post(
+            "/api/secrets",
+            json={
+                "name": "netrc",
+                "type": "file",
+                "path": "~/.netrc",
+                "mode": "0600",
+                "data": base64.b64encode(content.encode()).decode(),
+            },
+        )
+    assert added.status_code == 201, added.text
+    secret = added.json()["id"]
+    script = "stat -c '%a %U' ~/.netrc\nsha256sum ~/.netrc\n"
+    text_ = f"image: debian/bookworm\nsecrets:\n  - {secret}\ntasks:\n  - use: |\n{indent(script)}"
+    with_secrets = submit(server, token, text_)
+    assert run_runner(server, prov, tmp_path)["status"] == "success"
+    with server.client(Authorization=f"Bearer {token}") as c:
+        job = c.get(f"/api/jobs/{with_secrets}").json()
+        log = eventually(lambda: (t := text(c, job["tasks"][0]["log"])) and "600" in t and t)
+        assert "600 build" in log
+        assert hashlib.sha256(content.encode()).hexdigest() in log
+        assert "s3cr3t" not in log
+        # the same manifest with secrets: false gets none (the task fails: no ~/.netrc)
+        answer = c.post("/api/jobs", json={"manifest": text_, "secrets": False})
+        assert answer.status_code == 201, answer.text
+        without = answer.json()["id"]
+    assert run_runner(server, prov, tmp_path)["status"] == "failed"
+    with server.client(Authorization=f"Bearer {token}") as c:
+        job = c.get(f"/api/jobs/{without}").json()
+        log = eventually(lambda: (t := text(c, job["tasks"][0]["log"])) and "stat" in t and t)
+        assert "No such file" in log
