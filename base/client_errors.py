@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from schemas.error_body import error_body
 from storage.errors import Backpressure, BadQuery, Conflict, Unavailable
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ class HutchError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"error": error, "message": self.message}
+        return error_body(self.code, self.message, self.field)
 
 
 class BadRequest(HutchError):

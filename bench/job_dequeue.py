@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -205,7 +206,12 @@ def main() -> None:
             asyncio.run(append_jobs(Settings.from_env(env), tenant, args.jobs))
             with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log") as server:
                 wait_port(port)
-                report = measure(server.pid, f"http://127.0.0.1:{port}", token, args, tmp)
+                try:
+                    report = measure(server.pid, f"http://127.0.0.1:{port}", token, args, tmp)
+                except BaseException:
+                    tail = (tmp / "serve.log").read_text(errors="replace").splitlines()[-30:]
+                    print("\n".join(["the server's log ends:", *tail]), file=sys.stderr)
+                    raise
     report["store"] = args.store
     report["workers"] = args.workers
     report["target_dequeues_per_s"] = 500

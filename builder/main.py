@@ -15,12 +15,13 @@ from base.net_guard import parse_allowed_networks
 from base.settings import Settings
 from builder.webapp import FetchPolicy
 from builder.worker import WorkerApiError, WorkerConfig, run
+from schemas.error_body import error_body
 
 TOKEN_ENV = "HUTCH_WORKER_TOKEN"  # noqa: S105 (the variable's name, not a token)
 
 
 def _fail(code: str, message: str) -> int:
-    print(orjson.dumps({"error": {"code": code, "message": message}}).decode(), file=sys.stderr)
+    print(orjson.dumps(error_body(code, message)).decode(), file=sys.stderr)
     return 1
 
 

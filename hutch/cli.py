@@ -15,6 +15,7 @@ from base.jsonlogs import configure_logging
 from base.settings import OPTIONS, Settings, SettingsError
 from hutch import flag_cli, secret_cli
 from hutch.data_lock import DataDirInUse
+from schemas.error_body import error_body
 
 SETTINGS_HELP = "settings (environment variables; flags override them):\n" + "\n".join(
     f"  {opt.env:<22} {opt.help} (default: {opt.default})" for opt in OPTIONS.values()
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(**overrides)
     except SettingsError as exc:
         print(
-            orjson.dumps({"error": {"code": "bad_setting", "message": str(exc)}}).decode(),
+            orjson.dumps(error_body("bad_setting", str(exc))).decode(),
             file=sys.stderr,
         )
         return 2
@@ -373,7 +374,7 @@ def _admin(
                 "the analytics store is in use by another Hutch process (chDB allows one "
                 "process per data directory): stop `hutch serve` first"
             )
-        body = {"error": {"code": "unavailable", "message": message}}
+        body = error_body("unavailable", message)
         print(orjson.dumps(body).decode(), file=sys.stderr)
         return 1
     print(orjson.dumps(result).decode())

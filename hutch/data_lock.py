@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from schemas.error_body import error_body
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "hutch.lock"
@@ -48,7 +50,7 @@ class DataDirInUse(Exception):
     code = "data_dir_in_use"
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": str(self)}}
+        return error_body(self.code, str(self))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from runner.client import HutchRunnerClient, RunnerApiError
 from runner.images import ImageSettings, default_images_dir, host_arch
 from runner.job import JobRun, RunnerConfig
 from runner.workspace import WorkspaceSettings, default_disk_dir, sweep_stale
+from schemas.error_body import error_body
 
 TOKEN_ENV = "HUTCH_PROVISIONER_TOKEN"  # noqa: S105 (the variable's name, not a token)
 ARCHITECTURES = {"amd64": "Amd64", "arm64": "Arm64"}
@@ -74,7 +75,7 @@ def add_arguments(runner: argparse.ArgumentParser) -> None:
 
 
 def _fail(code: str, message: str) -> int:
-    print(orjson.dumps({"error": {"code": code, "message": message}}).decode(), file=sys.stderr)
+    print(orjson.dumps(error_body(code, message)).decode(), file=sys.stderr)
     return 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import uuid
 
 import pytest
 
@@ -28,7 +29,9 @@ def carol(server: Server) -> dict[str, str]:
 
 def test_cli_prints_what_it_created(server: Server) -> None:
     data = server.settings
-    assert hutch(data, "developer", "create", "dora") == (0, {"developer": "dora"})
+    code, made = hutch(data, "developer", "create", "dora")
+    assert (code, made["developer"], set(made)) == (0, "dora", {"developer", "tenant"})
+    assert uuid.UUID(made["tenant"]).version == 7  # the developer's personal tenant
     code, app = hutch(data, "app", "create", "dora-app", "--developer", "dora")
     assert code == 0
     assert app["app"] == "dora-app"

@@ -4,6 +4,7 @@ leases, reports, logs and artifacts (docs/jobs.md)."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from collections.abc import Iterator
@@ -464,3 +465,24 @@ def test_a_developer_gets_a_personal_tenant(server: Server) -> None:
     assert code == 0
     assert made["developer"] == "kim"
     assert uuid.UUID(made["tenant"]).version == 7
+
+
+def test_a_job_whose_secret_is_gone_fails_at_dequeue(server: Server) -> None:
+    full = token(server, "una")
+    with server.client(**bearer(full)) as c:
+        secret = c.post(
+            "/api/secrets",
+            json={"name": "k", "type": "ssh_key", "data": base64.b64encode(b"key").decode()},
+        ).json()["id"]
+        number = c.post(
+            "/api/jobs", json={"manifest": MANIFEST + f"secrets:\n  - {secret}\n"}
+        ).json()["id"]
+        assert c.delete(f"/api/secrets/{secret}").status_code == 200
+    prov = provisioner(server, "gone")
+    eventually(lambda: dequeue(server, prov) is None, timeout_s=10)  # it is not handed out
+    with server.client(**bearer(full)) as c:
+        job = c.get(f"/api/jobs/{number}").json()
+        assert job["status"] == "failed"
+        assert [t["status"] for t in job["tasks"]] == ["skipped", "skipped"]
+        log = eventually(lambda: (t := c.get(job["setup_log"]).text) and secret in t and t)
+    assert "cannot be handed to a runner" in log

@@ -461,8 +461,13 @@ def job_rows(world: World) -> dict[str, list[Call]]:
                 ("listJobDeliveries", "/deliveries"),
             )
         },
-        "startJob": [Call("POST", f"/api/jobs/{j}/start", allowed=frozenset({404}))],
-        "cancelJob": [Call("POST", f"/api/jobs/{j}/cancel", allowed=frozenset({404}))],
+        **{
+            op: [
+                Call("POST", f"/api/jobs/{j}/{action}", allowed=frozenset({404})),
+                Call("POST", f"/api/jobs/{j}/{action}", "provisioner", allowed=no_provisioner),
+            ]
+            for op, action in (("startJob", "start"), ("cancelJob", "cancel"))
+        },
         "listTenantJobs": [
             Call("GET", f"/api/tenants/{world.vera_tenant}/jobs", allowed=frozenset({404})),
             Call(
@@ -479,6 +484,13 @@ def job_rows(world: World) -> dict[str, list[Call]]:
                 json={"name": "mine", "type": "pgp_key", "data": "eA=="},
                 ok=True,
             ),
+            Call(
+                "POST",
+                "/api/secrets",
+                "provisioner",
+                json={"name": "mine", "type": "pgp_key", "data": "eA=="},
+                allowed=no_provisioner,
+            ),
         ],
         "listSecrets": [
             Call("GET", "/api/secrets", ok=True),
@@ -486,6 +498,12 @@ def job_rows(world: World) -> dict[str, list[Call]]:
         ],
         "deleteSecret": [
             Call("DELETE", f"/api/secrets/{world.vera_secret_id}", allowed=frozenset({404})),
+            Call(
+                "DELETE",
+                f"/api/secrets/{world.vera_secret_id}",
+                "provisioner",
+                allowed=no_provisioner,
+            ),
         ],
         "dequeueJob": [
             Call("GET", "/api/provisioner/dequeue", params=wanted, allowed=frozenset({403})),

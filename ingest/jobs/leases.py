@@ -251,3 +251,34 @@ async def holder(ctx: CommandContext, runner: Worker, uuid: str, lease_id: objec
     """The job for a log or artifact write: held under `lease_id` (read without the lock: a
     write racing the lease's end is harmless, the lines still belong to the job)."""
     return await _held(ctx, runner, uuid, lease_id)
+
+
+async def fail_at_dequeue(ctx: CommandContext, lease: Lease, why: str) -> None:
+    """End a job just leased that cannot be handed out (a secret it names was deleted or
+    cannot be opened since it was submitted): its setup fails with `why` in its setup log,
+    its tasks are skipped, and the job is failed, rather than requeued again and again."""
+    job, lease_id = lease.job, lease.lease.lease_id
+    uuid = job.uuid
+    line = e.LogLine(
+        e.SETUP, f"[hutch] the job cannot be handed to a runner: {why}", ctx.clock() * 1000
+    )
+    running = e.JobTaskStatusChanged(uuid, e.SETUP, "running", lease_id=lease_id)
+    failed = e.JobTaskStatusChanged(uuid, e.SETUP, "failed", lease_id=lease_id)
+    events = [
+        # numbered after any line an earlier attempt sent: the clock, in microseconds
+        _event(
+            "job.log.v1",
+            uuid,
+            e.JobLog(uuid, job.number, job.tenant_id, lease_id, ctx.clock(), (line,)),
+        ),
+        _event("job.task_status_changed.v1", uuid, running),
+        _event("job.task_status_changed.v1", uuid, failed),
+    ]
+    async with ctx.command(f"job:{uuid}", JOBS):
+        for task in await asyncio.to_thread(q.tasks_of, ctx.db, uuid):
+            if task.name != e.SETUP and task.status == "pending":
+                skipped = e.JobTaskStatusChanged(uuid, task.name, "skipped", lease_id=lease_id)
+                events.append(_event("job.task_status_changed.v1", uuid, skipped))
+        ended = e.JobStatusChanged(uuid, "failed", lease_id=lease_id, reason=why)
+        events.append(_event("job.status_changed.v1", uuid, ended))
+        await ctx.append("jobs", events, JOBS)

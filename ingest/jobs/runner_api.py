@@ -19,7 +19,7 @@ import falcon.asgi
 
 from base.client_errors import BadRequest, PayloadTooLarge, Unprocessable
 from ingest.jobs import leases
-from ingest.secret_commands import secrets_for_job
+from ingest.secret_commands import JobSecretError, secrets_for_job
 from schemas.envelope import iso_micros, new_envelope
 from schemas.jobs import events as e
 from schemas.jobs.job_manifest import parse_manifest
@@ -61,7 +61,12 @@ class ProvisionerDequeue:
             raise BadRequest(f"host must be 1 to {MAX_HOST} printable characters", field="host")
         wanted = leases.Wanted(provisioner, vcpus, architecture, host)
         lease = await self._dequeuer.dequeue(wanted)
-        job = None if lease is None else await new_job(self._ctx, lease)
+        job = None
+        if lease is not None:
+            try:
+                job = await new_job(self._ctx, lease)
+            except JobSecretError as exc:
+                await leases.fail_at_dequeue(self._ctx, lease, exc.message)
         send_json(resp, 200, {"new_job": job})
 
 
