@@ -19,8 +19,8 @@ The reference, same run: `empty_dequeues_per_s`, wrk's answers per second once t
 empty (`{"new_job": null}`: the route, its credential check and its lock turn, with nothing
 to hand out), the floor of the path. The target is absolute, so there is no ratio.
 
-    .venv/bin/python -m bench.job_dequeue [--store postgres|sqlite] [--jobs 10000]
-                                           [--seconds 8] [--provisioners 16] [--workers 2]
+    .venv/bin/python -m bench.job_dequeue [--store postgres|sqlite] [--jobs 5000]
+                                           [--seconds 6] [--provisioners 16] [--workers 2]
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--seconds", type=int, default=8, help="of wrk's dequeues")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--seconds", type=int, default=6, help="of wrk's dequeues")
     parser.add_argument("--provisioners", type=int, default=16, help="connections at once")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn ingest workers")
     args = parser.parse_args()
