@@ -4,7 +4,7 @@ A dequeue is a command like any other (state/command_context.py), and the one th
 fast: many provisioners poll at once. So the dequeues waiting in a process are served
 together, one lock turn for all of them (`Dequeuer`): catch up once, requeue the jobs whose
 lease lapsed, pick each waiting provisioner its oldest fitting job (never one job twice),
-append every lease in one write, let go of the lock, catch up once. The lock makes that
+append every lease in one write, let go of the lock. The lock makes that
 exactly-once across processes; the batch makes it cheap.
 
 A lease lasts HUTCH_JOB_LEASE seconds and every report from its holder renews it. A job
@@ -101,12 +101,10 @@ class Dequeuer:
                 events.append(_event("job.leased.v1", job.uuid, leased))
                 leases.append(Lease(job, leased, manifests[job.uuid]))
             if events:
+                # Not caught up here: the next turn (in any process) catches up before it
+                # decides, as does the background projector; a runner's first report
+                # catches up under its job's lock, and `holder` before refusing a lease.
                 await ctx.log.append("jobs", events)
-        # Caught up after the lock is let go: the next turn (in any process) catches up
-        # before it decides, so the lock need not wait for this; the answers do, so that
-        # each runner's first report finds its lease.
-        if events:
-            await ctx.catch_up(JOBS)
         return leases
 
 
@@ -249,8 +247,14 @@ async def report_task(
 
 async def holder(ctx: CommandContext, runner: Worker, uuid: str, lease_id: object) -> q.Job:
     """The job for a log or artifact write: held under `lease_id` (read without the lock: a
-    write racing the lease's end is harmless, the lines still belong to the job)."""
-    return await _held(ctx, runner, uuid, lease_id)
+    write racing the lease's end is harmless, the lines still belong to the job). A lease
+    the store does not show yet may be one a dequeue has just appended: caught up, then
+    decided."""
+    try:
+        return await _held(ctx, runner, uuid, lease_id)
+    except ConflictError:
+        await ctx.catch_up(JOBS)
+        return await _held(ctx, runner, uuid, lease_id)
 
 
 async def fail_at_dequeue(ctx: CommandContext, lease: Lease, why: str) -> None:

@@ -2,9 +2,9 @@
 
 The SQL is the one SQLite runs (`:name` parameters, ON CONFLICT, RETURNING, BIGINT micros),
 rewritten once per statement text into psycopg's `%(name)s` form. Transactions run at READ
-COMMITTED (set on every connection), which state/relational.py relies on: the UPDATE that
-takes a position row waits for a concurrent applier to commit, and the SELECT after it, a new
-statement with a new snapshot, sees the offset that applier committed.
+COMMITTED (set on every connection), which state/relational.py relies on: the upsert that
+takes a position row waits for a concurrent applier to commit, then answers the offset that
+applier committed, and the statements after it, each with a new snapshot, see its rows.
 
 Every wait is bounded, so a dead server turns into Unavailable instead of a hung request:
 `connect_timeout` for a new connection, the pool's `timeout` for borrowing one,
