@@ -64,6 +64,16 @@ def process(
             proc.wait()
 
 
+@contextlib.contextmanager
+def hutch_serve(env: dict[str, str], port: int, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`hutch serve` with these settings, its log in `tmp/serve.log`, once it listens."""
+    with process(
+        [sys.executable, "-m", "hutch", "serve"], env, log=Path(tmp) / "serve.log"
+    ) as proc:
+        wait_port(port)
+        yield proc
+
+
 def wrk(
     url: str,
     script: Path,

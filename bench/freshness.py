@@ -20,14 +20,12 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
-    PYTHON,
     ROOT,
     bench_app_secret,
     free_port,
     hutch_cli,
+    hutch_serve,
     percentile,
-    process,
-    wait_port,
     wrk,
 )
 
@@ -50,8 +48,7 @@ def main() -> None:
 
         secret = bench_app_secret(env)
         token = hutch_cli(env, "token", "create", "--developer", "bench")["token"]
-        with process([PYTHON, "-m", "hutch", "serve"], env, log=Path(tmp) / "serve.log"):
-            wait_port(port)
+        with hutch_serve(env, port, tmp):
             url = f"http://127.0.0.1:{port}"
             time.sleep(2)
             load: dict[str, float] = {}

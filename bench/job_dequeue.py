@@ -39,13 +39,11 @@ import httpx
 
 from base.settings import Settings
 from bench.common import (
-    PYTHON,
     ROOT,
     free_port,
     hutch_cli,
     hutch_env,
-    process,
-    wait_port,
+    hutch_serve,
     wrk,
     wrk_with_cpu,
 )
@@ -204,8 +202,7 @@ def main() -> None:
             tenant = str(hutch_cli(env, "developer", "create", "bench")["tenant"])
             token = str(hutch_cli(env, "provisioner", "create", "bench-hosts")["token"])
             asyncio.run(append_jobs(Settings.from_env(env), tenant, args.jobs))
-            with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log") as server:
-                wait_port(port)
+            with hutch_serve(env, port, tmp) as server:
                 try:
                     report = measure(server.pid, f"http://127.0.0.1:{port}", token, args, tmp)
                 except BaseException:

@@ -38,14 +38,12 @@ import httpx
 import orjson
 
 from bench.common import (
-    PYTHON,
     free_port,
     hutch_cli,
     hutch_env,
+    hutch_serve,
     percentile,
-    process,
     run_until,
-    wait_port,
 )
 from hutch.runtime import tune_gc
 from projections.job_logs import BATCH_RECORDS, TABLE, JobLogsProjection
@@ -234,8 +232,7 @@ def freshness(seconds: int, interval: float, background: int) -> dict[str, Any]:
         scopes = ["--scopes", "jobs:read,jobs:write"]
         developer = hutch_cli(env, "token", "create", "--developer", "bench", *scopes)["token"]
         provisioner = hutch_cli(env, "provisioner", "create", "bench-host")["token"]
-        with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log"):
-            wait_port(port)
+        with hutch_serve(env, port, tmp):
             url = f"http://127.0.0.1:{port}"
             lags: list[float] = []
             with httpx.Client(base_url=url, timeout=30) as client:

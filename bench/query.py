@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import PYTHON, free_port, hutch_cli, percentile, process, wait_port
+from bench.common import free_port, hutch_cli, hutch_serve, percentile
 from projections.telemetry import TelemetryProjection
 from query.telemetry import build_query
 
@@ -106,21 +106,22 @@ def main() -> None:
         started = time.perf_counter()
         engine = load(data, args.events)
         load_s = time.perf_counter() - started
-        with process([PYTHON, "-m", "hutch", "serve"], env, log=Path(tmp) / "serve.log"):
-            wait_port(port)
-            with httpx.Client(
+        with (
+            hutch_serve(env, port, tmp),
+            httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
-            ) as client:
-                for _ in range(3):
-                    try:
-                        if client.get("/api/health").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(1)
-                requests_mix(client, 40)  # warm-up
-                times = requests_mix(client, args.requests)
+            ) as client,
+        ):
+            for _ in range(3):
+                try:
+                    if client.get("/api/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(1)
+            requests_mix(client, 40)  # warm-up
+            times = requests_mix(client, args.requests)
     print(
         json.dumps(
             {

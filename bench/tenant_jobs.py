@@ -34,7 +34,13 @@ from typing import Any
 import httpx
 
 from base.settings import Settings
-from bench.common import PYTHON, free_port, hutch_cli, hutch_env, percentile, process, wait_port
+from bench.common import (
+    free_port,
+    hutch_cli,
+    hutch_env,
+    hutch_serve,
+    percentile,
+)
 from bench.job_setup import relational_url, submitted
 from hutch.wiring import open_relational
 from schemas.envelope import uuid7
@@ -158,16 +164,17 @@ def main() -> None:
             engine = direct(db, tenant)
             counting = count_star(db, tenant)
             db.close()
-            with process([PYTHON, "-m", "hutch", "serve"], env, log=tmp / "serve.log"):
-                wait_port(port)
-                with httpx.Client(
+            with (
+                hutch_serve(env, port, tmp),
+                httpx.Client(
                     base_url=f"http://127.0.0.1:{port}",
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=30,
-                ) as client:
-                    path = f"/api/tenants/{tenant}/jobs"
-                    measure(client, path, uuids, 40)  # warm-up
-                    report = measure(client, path, uuids, args.requests)
+                ) as client,
+            ):
+                path = f"/api/tenants/{tenant}/jobs"
+                measure(client, path, uuids, 40)  # warm-up
+                report = measure(client, path, uuids, args.requests)
     report = {
         "store": args.store,
         "jobs": args.jobs,
