@@ -76,7 +76,8 @@ def refusal(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     assert process.returncode != 0
     last = err.decode(errors="replace").strip().splitlines()[-1]
     body = orjson.loads(last)
-    assert set(body) == {"error"}, last
+    assert set(body) == {"error", "message"}, last  # the one error shape, as over HTTP
+    assert body["message"] == body["error"]["message"]
     return dict(body["error"])
 
 
