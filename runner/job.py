@@ -45,8 +45,22 @@ class RunnerConfig:
     workspace: WorkspaceSettings
 
 
-class SetupFailed(Exception):
-    """The job cannot run here; the message is the setup log's last line."""
+class NotOffered(Exception):
+    """The manifest asks for what this runner does not do; the message says what."""
+
+
+def _offered(manifest: Manifest, setup: LineSink) -> None:
+    """Refuse what would change the job's outcome if ignored (extra package repositories);
+    say what is ignored that would not (`shell`: no SSH into jobs; `oauth`: no job tokens)."""
+    if manifest.shell:
+        say(setup, "[hutch] shell: true is ignored: this runner offers no SSH access to jobs")
+    if manifest.oauth:
+        say(setup, "[hutch] oauth is ignored: this runner issues no OAuth tokens to jobs")
+    if manifest.repositories:
+        raise NotOffered(
+            "this runner adds no package repositories (repositories: "
+            f"{', '.join(manifest.repositories)}); use packages of the image's Debian suite"
+        )
 
 
 def heartbeat_s(job: dict[str, Any]) -> float:
@@ -134,6 +148,7 @@ class JobRun:
         deadline = time.monotonic() + float(job.get("timeout_s") or 3600)
         try:
             manifest = parse_manifest(str(job["manifest"]))
+            _offered(manifest, setup)
             image = await prepare_image(
                 str(job["image"]),
                 settings=self._config.images,
@@ -142,7 +157,7 @@ class JobRun:
                 packages=manifest.packages,
                 cancel=self.cancel,
             )
-        except (ManifestError, ImageError) as exc:
+        except (ManifestError, ImageError, NotOffered) as exc:
             return await self._setup_failed(setup, str(exc), names)
         try:
             async with job_filesystem(self.uuid, image, self._config.workspace) as fs:

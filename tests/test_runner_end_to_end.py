@@ -374,3 +374,22 @@ def test_a_jobs_secrets_are_in_place_and_only_when_it_asks(
         job = c.get(f"/api/jobs/{without}").json()
         log = eventually(lambda: (t := text(c, job["tasks"][0]["log"])) and "stat" in t and t)
         assert "No such file" in log
+
+
+def test_package_repositories_are_refused_at_setup_and_shell_is_said_ignored(
+    server: Server, accounts: tuple[str, str], tmp_path: Path
+) -> None:
+    token, prov = accounts
+    manifest_ = (
+        "image: debian/bookworm\nshell: true\n"
+        "repositories:\n  extra: http://deb.example.org/debian bookworm main\n"
+        "tasks:\n  - one: echo never\n"
+    )
+    number = submit(server, token, manifest_)
+    assert run_runner(server, prov, tmp_path)["status"] == "failed"
+    with server.client(Authorization=f"Bearer {token}") as c:
+        job = c.get(f"/api/jobs/{number}").json()
+        assert [t["status"] for t in job["tasks"]] == ["skipped"]
+        setup = eventually(lambda: (t := text(c, job["setup_log"])) and "repositor" in t and t)
+    assert "adds no package repositories (repositories: extra)" in setup
+    assert "shell: true is ignored" in setup
