@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "projection",
         help="telemetry | otel_traces | otel_logs | otel_metrics | flag_evaluations | "
-        "identity | flags | builds",
+        "job_logs | identity | flags | builds | jobs",
     )
 
     developer = command("developer", "manage developers").add_subparsers(
