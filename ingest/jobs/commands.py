@@ -122,16 +122,8 @@ async def submit(ctx: CommandContext, caller: Developer, body: Mapping[str, obje
     return number
 
 
-async def readable(ctx: CommandContext, caller: str | None, number: int) -> q.Job:
-    """The job numbered `number` if the caller may read it; 404 otherwise."""
-    job = await asyncio.to_thread(q.job_by_number, ctx.db, number)
-    if job is None or not job.readable_by(caller):
-        raise NotFound(f"no job {number} that you can see", code="no_job")
-    return job
-
-
 async def _writable(ctx: CommandContext, caller: str, number: int) -> q.Job:
-    job = await readable(ctx, caller, number)
+    job = await asyncio.to_thread(q.readable_job, ctx.db, number, caller)
     if not job.writable_by(caller):
         raise NotFound(f"no job {number} that you can change", code="no_job")
     return job

@@ -44,10 +44,8 @@ async def readable_job(
     """The job numbered `id` if the caller may read it (a token needs `jobs:read`; a public
     job needs no credential); a 404 otherwise, the same whether or not it exists."""
     viewer = await auth.viewer(req, READ)
-    job = await asyncio.to_thread(q.job_by_number, db, q.job_number(id))
-    if job is None or not job.readable_by(None if viewer is None else viewer.name):
-        raise NotFound(f"no job {id} that you can see", code="no_job")
-    return job
+    caller = None if viewer is None else viewer.name
+    return await asyncio.to_thread(q.readable_job, db, q.job_number(id), caller)
 
 
 class JobReads:

@@ -13,6 +13,15 @@ from storage.relational import Relational, Transaction
 from storage.relational.protocol import Row
 
 
+def readable_job(db: Relational, number: int, caller: str | None) -> Job:
+    """The job numbered `number` if `caller` (None: no credential) may read it; a 404
+    otherwise, the same whether or not it exists. Blocks: call from a thread."""
+    job = job_by_number(db, number)
+    if job is None or not job.readable_by(caller):
+        raise NotFound(f"no job {number} that you can see", code="no_job")
+    return job
+
+
 def job_number(text: str) -> int:
     """A job id in a path: the small integer builds.sr.ht uses (404 for anything else)."""
     # isascii: "²" is a digit to str.isdigit but not to int()
