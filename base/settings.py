@@ -94,6 +94,53 @@ OPTIONS: dict[str, Option] = {
         "From address of job e-mails, e.g. 'Hutch CI <ci@example.org>'; empty: "
         "hutch@<the host of HUTCH_PUBLIC_URL>",
     ),
+    "github_url": Option(
+        "HUTCH_GITHUB_URL",
+        "https://github.com",
+        "GitHub's web base URL: OAuth sign-in's authorize and token endpoints",
+    ),
+    "github_api_url": Option(
+        "HUTCH_GITHUB_API_URL", "https://api.github.com", "GitHub's REST API base URL"
+    ),
+    "github_client_id": Option(
+        "HUTCH_GITHUB_CLIENT_ID",
+        "",
+        "the GitHub App's OAuth client id; empty: sign-in with GitHub is off (503)",
+    ),
+    "github_client_secret": Option(
+        "HUTCH_GITHUB_CLIENT_SECRET", "", "the GitHub App's OAuth client secret"
+    ),
+    "github_app_id": Option(
+        "HUTCH_GITHUB_APP_ID",
+        "",
+        "the GitHub App's id: Hutch signs app JWTs with it to check installations and read "
+        "repositories' manifests; empty: installations cannot be linked",
+    ),
+    "github_app_key": Option(
+        "HUTCH_GITHUB_APP_KEY",
+        "",
+        "path of the GitHub App's private key (PEM), which signs those JWTs",
+    ),
+    "github_webhook_secret": Option(
+        "HUTCH_GITHUB_WEBHOOK_SECRET",
+        "",
+        "the GitHub App's webhook secret (X-Hub-Signature-256); empty: webhooks refused (503)",
+    ),
+    "redirect_origins": Option(
+        "HUTCH_REDIRECT_ORIGINS",
+        "",
+        "origins (https://app.example.org, comma-separated) that sign-in and logout may "
+        "redirect to, besides HUTCH_PUBLIC_URL's; cookie-authenticated writes are accepted "
+        "from these origins too",
+    ),
+    "session_ttl_s": Option(
+        "HUTCH_SESSION_TTL", "1209600", "seconds a browser session lasts after sign-in (14 days)"
+    ),
+    "email_link_ttl_s": Option(
+        "HUTCH_EMAIL_LINK_TTL",
+        "86400",
+        "seconds a tenant e-mail verification link stays valid (1 day)",
+    ),
     "secret_key": Option(
         "HUTCH_SECRET_KEY",
         "",
@@ -184,6 +231,16 @@ class Settings:
     webhook_allow_networks: str
     smtp_url: str = field(repr=False)  # may hold the mail server's password
     smtp_from: str
+    github_url: str
+    github_api_url: str
+    github_client_id: str
+    github_client_secret: str = field(repr=False)
+    github_app_id: str
+    github_app_key: str
+    github_webhook_secret: str = field(repr=False)
+    redirect_origins: str
+    session_ttl_s: int
+    email_link_ttl_s: int
     secret_key: str
     secrets_key: str = field(repr=False)
     secrets_old_keys: str = field(repr=False)
@@ -232,6 +289,18 @@ class Settings:
                 webhook_allow_networks=values["webhook_allow_networks"],
                 smtp_url=_smtp_url(values["smtp_url"]),
                 smtp_from=values["smtp_from"],
+                github_url=values["github_url"].rstrip("/"),
+                github_api_url=values["github_api_url"].rstrip("/"),
+                github_client_id=values["github_client_id"],
+                github_client_secret=values["github_client_secret"],
+                github_app_id=values["github_app_id"],
+                github_app_key=values["github_app_key"],
+                github_webhook_secret=values["github_webhook_secret"],
+                redirect_origins=values["redirect_origins"],
+                session_ttl_s=int(_positive(int(values["session_ttl_s"]), "session_ttl_s")),
+                email_link_ttl_s=int(
+                    _positive(int(values["email_link_ttl_s"]), "email_link_ttl_s")
+                ),
                 secret_key=values["secret_key"],
                 secrets_key=values["secrets_key"],
                 secrets_old_keys=values["secrets_old_keys"],

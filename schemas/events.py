@@ -14,8 +14,9 @@ Topic = Literal[
     "jobs",
     "apps",
 ]
-"""`apps` carries the identity aggregates: developers, their apps, API tokens, tenants and
-secrets; `jobs` the CI jobs and the provisioners that run them."""
+"""`apps` carries the identity aggregates: developers (and their GitHub accounts), their
+apps, API tokens, browser sessions, tenants (members, GitHub App installations, e-mail),
+secrets and the GitHub webhook deliveries received; `jobs` the CI jobs and the provisioners that run them."""
 
 EventType = Literal[
     "telemetry.event.v1",
@@ -45,6 +46,16 @@ EventType = Literal[
     "app.previous_secrets_revoked.v1",
     "tenant.created.v1",
     "tenant.member_added.v1",
+    "developer.github_linked.v1",
+    "session.created.v1",
+    "session.revoked.v1",
+    "tenant.member_removed.v1",
+    "tenant.installation_linked.v1",
+    "tenant.installation_removed.v1",
+    "tenant.repositories_changed.v1",
+    "tenant.email_change_requested.v1",
+    "tenant.email_changed.v1",
+    "github.delivery_received.v1",
     "job.submitted.v1",
     "job.started.v1",
     "job.leased.v1",
@@ -92,6 +103,16 @@ TOPIC_OF: dict[EventType, Topic] = {
     "app.previous_secrets_revoked.v1": "apps",
     "tenant.created.v1": "apps",
     "tenant.member_added.v1": "apps",
+    "developer.github_linked.v1": "apps",
+    "session.created.v1": "apps",
+    "session.revoked.v1": "apps",
+    "tenant.member_removed.v1": "apps",
+    "tenant.installation_linked.v1": "apps",
+    "tenant.installation_removed.v1": "apps",
+    "tenant.repositories_changed.v1": "apps",
+    "tenant.email_change_requested.v1": "apps",
+    "tenant.email_changed.v1": "apps",
+    "github.delivery_received.v1": "apps",
     "job.submitted.v1": "jobs",
     "job.started.v1": "jobs",
     "job.leased.v1": "jobs",

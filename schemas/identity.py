@@ -124,7 +124,9 @@ def parse_scopes(value: object) -> tuple[Scope, ...] | None:
     return tuple(s for s in SCOPES if s in wanted)
 
 
-TenantKind = Literal["personal", "organisation"]
+TenantKind = Literal["personal", "organisation", "user"]
+"""personal: a developer's own; organisation and user: a GitHub account with the GitHub App
+installed (schemas/people.py)."""
 
 
 @dataclass(frozen=True, slots=True)

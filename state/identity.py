@@ -20,6 +20,7 @@ from schemas.identity import (
     TokenRevoked,
 )
 from schemas.secrets import SecretAdded, SecretDeleted
+from state import people
 from storage.log import Record
 from storage.relational import Transaction
 
@@ -37,6 +38,7 @@ class IdentityProjection:
         "tenant_members",
         "tenants",
         "secrets",
+        *people.TABLES,
     )
 
     def apply(self, tx: Transaction, record: Record) -> None:
@@ -68,7 +70,9 @@ class IdentityProjection:
                 case "secret.deleted.v1":
                     secret_deleted(tx, SecretDeleted(**payload), at)
                 case _:
-                    pass  # other families share the topic in future versions
+                    # people events (sessions, GitHub, tenants' installations and e-mail);
+                    # any other type belongs to a future version
+                    people.apply(tx, envelope.type, payload, at)
         except (orjson.JSONDecodeError, TypeError) as exc:
             log.error(
                 "skipping malformed identity record",
