@@ -108,6 +108,12 @@ class PreconditionRequired(HutchError):
     status, code = 428, "precondition_required"
 
 
+class BadGateway(HutchError):
+    """A service Hutch relies on (GitHub) failed to answer meaningfully."""
+
+    status, code = 502, "bad_gateway"
+
+
 class ServiceUnavailable(HutchError):
     status, code = 503, "unavailable"
 

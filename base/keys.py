@@ -25,7 +25,15 @@ from base.settings import Settings, SettingsError
 KEY_FILE = "secret.key"
 MIN_KEY_CHARS = 16
 
-Purpose = Literal["objects", "download-clients", "upload-keys", "job-secrets"]
+Purpose = Literal[
+    "objects",
+    "download-clients",
+    "upload-keys",
+    "job-secrets",
+    "csrf",
+    "oauth-state",
+    "tenant-email",
+]
 
 
 def secret_key(settings: Settings) -> bytes:

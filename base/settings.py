@@ -84,14 +84,15 @@ OPTIONS: dict[str, Option] = {
     "smtp_url": Option(
         "HUTCH_SMTP_URL",
         "",
-        "mail server for job e-mail triggers: smtp://[user:pw@]host[:25], "
+        "mail server for job e-mail triggers and tenant e-mail verification links: "
+        "smtp://[user:pw@]host[:25], "
         "smtp+starttls://user:pw@host[:587] or smtps://user:pw@host[:465]; empty: none "
-        "(e-mail deliveries are recorded as failed)",
+        "(e-mail deliveries are recorded as failed; tenant e-mail changes answer 503)",
     ),
     "smtp_from": Option(
         "HUTCH_SMTP_FROM",
         "",
-        "From address of job e-mails, e.g. 'Hutch CI <ci@example.org>'; empty: "
+        "From address of Hutch's e-mails, e.g. 'Hutch CI <ci@example.org>'; empty: "
         "hutch@<the host of HUTCH_PUBLIC_URL>",
     ),
     "github_url": Option(

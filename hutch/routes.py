@@ -20,6 +20,7 @@ from hutch.runtime import Runtime
 from ingest.downloads import LatestDownload, PlatformDownload
 from ingest.flags.api import FlagCommands
 from ingest.flags.evaluations import FlagEvaluationIngest
+from ingest.github_webhooks import GitHubWebhook
 from ingest.icons import AppIcon
 from ingest.identity_api import (
     AppCommands,
@@ -41,7 +42,9 @@ from ingest.objects import SignedObjects
 from ingest.otlp import ROUTES as OTLP_ROUTES
 from ingest.otlp import OtlpIngest
 from ingest.secrets_api import SecretCommands, SecretDeletion
+from ingest.sign_in_api import BuildHutLogout, BuiltifulLogout, GitHubCallback, GitHubLogin
 from ingest.telemetry import TelemetryIngest
+from ingest.tenants_api import GitHubSetup, TenantEmailChange, TenantEmailVerification
 from ingest.uploads import Presign, Upload
 from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
 from query.app_info import AppBuildListing, AppInfo, Images
@@ -62,6 +65,8 @@ from query.secrets_api import SecretListing
 from query.sql_api import Admission, SqlQuery
 from query.sql_scope import ScopedSql
 from query.telemetry import TelemetryListing
+from query.tenants_api import TenantEmailLookup, TenantListing
+from query.user_api import CurrentUser
 from query.web_builds_api import BuildListing, BuildStatusResource
 from schemas.otlp.rules import Signal
 from storage.analytics import Analytics
@@ -130,6 +135,32 @@ ROUTES: list[Route] = [
     Route("/metrics", "both", MetricsResource, lambda rt: MetricsResource()),
     Route("/api/health", "query", Health, health, alone=True),
     Route("/api/openapi.json", "query", OpenApiDocument, lambda rt: OpenApiDocument()),
+    # sign-in with GitHub, sessions and the current user (ingest/sign_in_api.py)
+    Route(
+        "/api/auth/github/login",
+        "ingest",
+        GitHubLogin,
+        lambda rt: GitHubLogin(rt.settings, rt.github, derive(rt.secret, "oauth-state")),
+    ),
+    Route(
+        "/api/auth/github/callback",
+        "ingest",
+        GitHubCallback,
+        lambda rt: GitHubCallback(rt.command_context, rt.github, derive(rt.secret, "oauth-state")),
+    ),
+    Route(
+        "/api/auth/logout",
+        "ingest",
+        BuiltifulLogout,
+        lambda rt: BuiltifulLogout(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/logout",
+        "ingest",
+        BuildHutLogout,
+        lambda rt: BuildHutLogout(rt.command_context, rt.auth),
+    ),
+    Route("/api/user", "query", CurrentUser, lambda rt: CurrentUser(rt.db, rt.auth)),
     # identity
     Route("/api/apps", "ingest", AppCommands, lambda rt: AppCommands(rt.command_context, rt.auth)),
     Route("/api/apps", "query", AppListing, lambda rt: AppListing(rt.db, rt.auth)),
@@ -330,6 +361,41 @@ ROUTES: list[Route] = [
         lambda rt: JobTaskLog(analytics(rt), rt.db, rt.auth),
     ),
     Route("/api/tenants/{tenant_id}/jobs", "query", TenantJobs, jobs(TenantJobs)),
+    # GitHub's webhooks: installations, repositories, pushes -> jobs (ingest/github_webhooks.py)
+    Route(
+        "/api/github/webhook",
+        "ingest",
+        GitHubWebhook,
+        lambda rt: GitHubWebhook(rt.command_context, rt.github),
+    ),
+    # tenants: the GitHub App setup handler, the listing, the e-mail (ingest/tenants_api.py)
+    Route(
+        "/api/auth/github/setup",
+        "ingest",
+        GitHubSetup,
+        lambda rt: GitHubSetup(rt.command_context, rt.auth, rt.github, rt.settings),
+    ),
+    Route("/api/tenants", "query", TenantListing, lambda rt: TenantListing(rt.db, rt.auth)),
+    Route(
+        "/api/tenants/{tenant_id}/email",
+        "query",
+        TenantEmailLookup,
+        lambda rt: TenantEmailLookup(rt.db, rt.auth),
+    ),
+    Route(
+        "/api/tenants/{tenant_id}/email",
+        "ingest",
+        TenantEmailChange,
+        lambda rt: TenantEmailChange(
+            rt.command_context, rt.auth, derive(rt.secret, "tenant-email"), rt.settings
+        ),
+    ),
+    Route(
+        "/api/tenants/{tenant_id}/email/verify",
+        "ingest",
+        TenantEmailVerification,
+        lambda rt: TenantEmailVerification(rt.command_context, derive(rt.secret, "tenant-email")),
+    ),
     Route(
         "/api/secrets",
         "ingest",

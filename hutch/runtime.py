@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from base.github import GitHub
 from base.keys import derive, secret_key
 from base.prometheus import TALLY, flush_forever
 from base.secret_box import SecretBox, box_from_settings
@@ -42,6 +43,7 @@ from storage.log import EventLog
 from storage.objects import ObjectStore, open_object_store
 from storage.relational import Relational
 from web.auth import Authenticator
+from web.redirects import allowed_origins
 from web.worker_auth import ProvisionerAuth, WorkerAuth
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class Runtime:
     objects: ObjectStore = field(init=False)
     workers: WorkerAuth = field(init=False)
     provisioners: ProvisionerAuth = field(init=False)
+    github: GitHub = field(init=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _retention: dict[str, int] = field(init=False, default_factory=dict)
@@ -127,9 +130,13 @@ class Runtime:
             self._owner = claim_analytics(self.settings)  # before anything is opened
         self.log = open_log(self.settings)
         self.db = open_relational(self.settings)
-        self.auth = Authenticator(self.db)
-        self.flags = FlagCache(self.db)
         self.secret = secret_key(self.settings)
+        self.auth = Authenticator(
+            self.db,
+            csrf_key=derive(self.secret, "csrf"),
+            origins=allowed_origins(self.settings),
+        )
+        self.flags = FlagCache(self.db)
         self.secret_box = box_from_settings(self.settings, self.secret)
         self.objects = open_object_store(
             self.settings.objects_url,
@@ -138,6 +145,7 @@ class Runtime:
         )
         self.workers = WorkerAuth(self.db)
         self.provisioners = ProvisionerAuth(self.db)
+        self.github = GitHub(self.settings)  # no I/O until a call
         if self.want_analytics or self.run_projectors:
             try:
                 self.analytics = open_analytics(self.settings)

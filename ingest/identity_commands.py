@@ -18,7 +18,7 @@ from typing import Any
 
 from base.client_errors import ConflictError, Forbidden, NotFound, Unprocessable
 from schemas import identity as s
-from schemas.envelope import iso_micros, new_envelope, now_micros, uuid7
+from schemas.envelope import Envelope, iso_micros, new_envelope, now_micros, uuid7
 from schemas.events import EventType
 from state import identity_reads as q
 from state.command_context import IDENTITY, CommandContext
@@ -60,9 +60,24 @@ async def create_developer(ctx: CommandContext, name: object) -> dict[str, Any]:
     async with ctx.command(f"developer:{name}", IDENTITY):
         if await asyncio.to_thread(q.developer_exists, ctx.db, name):
             raise ConflictError(f"developer {name!r} already exists", field="name")
-        await _append(ctx, "developer.created.v1", name, s.DeveloperCreated(name))
-        tenant = await _personal_tenant(ctx, name)
+        envelopes, tenant = new_developer(name)
+        await ctx.append("apps", envelopes, IDENTITY)
     return {"developer": name, "tenant": tenant}
+
+
+def new_developer(name: str) -> tuple[list[Envelope], str]:
+    """The events that make developer `name` with their personal tenant, and that tenant's
+    id. Append them (with any of the caller's own, in one batch) under the developer's
+    command, once the name is known to be free: the CLI's `developer create` and the
+    sign-in with GitHub (ingest/sign_in_commands.py) both make developers so."""
+    tenant = s.TenantCreated(id=uuid7(), name=name, kind="personal", owner=name)
+    member = s.TenantMemberAdded(tenant.id, name, role="owner")
+    envelopes = [
+        new_envelope("developer.created.v1", s.encode(s.DeveloperCreated(name)), key=name),
+        new_envelope("tenant.created.v1", s.encode(tenant), key=name),
+        new_envelope("tenant.member_added.v1", s.encode(member), key=name),
+    ]
+    return envelopes, tenant.id
 
 
 async def _personal_tenant(ctx: CommandContext, developer: str) -> str:

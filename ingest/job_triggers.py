@@ -30,21 +30,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import orjson
 
+from base.mail import Outcome, mail_server, send_mail, sender
 from base.net_guard import parse_allowed_networks
 from base.settings import Settings
-from ingest.job_trigger_sends import (
-    JobMail,
-    MailServer,
-    Outcome,
-    message,
-    post_webhook,
-    recipients,
-    send_mail,
-)
+from ingest.job_trigger_sends import JobMail, message, post_webhook, recipients
 from schemas.envelope import new_envelope
 from schemas.jobs.events import ENDED, SETUP, JobTriggerDelivered, encode
 from state.command_context import JOBS
@@ -158,8 +150,8 @@ class TriggerDispatcher:
         self._settings = settings
         self._policy = policy
         self._allowed = parse_allowed_networks(settings.webhook_allow_networks)
-        self._mail = MailServer.from_url(settings.smtp_url) if settings.smtp_url else None
-        self._sender = settings.smtp_from or f"hutch@{urlsplit(settings.public_url).hostname}"
+        self._mail = mail_server(settings)
+        self._sender = sender(settings)
         self._slots = asyncio.Semaphore(CONCURRENT)
 
     async def handle(self, records: Sequence[Record], stop: asyncio.Event) -> bool:

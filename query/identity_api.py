@@ -1,5 +1,6 @@
 """Identity listings for an authenticated developer: GET /api/apps, GET /api/tokens,
-and ANY /api/auth/status (public: says who the credentials name, if anyone)."""
+and ANY /api/auth/status (public: says who the credentials name, if anyone: a bearer token,
+else the session cookies, with the session's X-CSRF-Token, else an app secret)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from schemas.envelope import iso_micros, now_micros
 from state import identity_reads as q
 from storage.relational import Relational
 from web.auth import Authenticator
+from web.cookies import SESSION_COOKIE
 
 
 class AppListing:
@@ -75,6 +77,17 @@ class AuthStatus:
             try:
                 developer = await self._auth.developer(req)
                 body = {"authenticated": True, "method": "bearer", "developer": developer.name}
+            except HutchError as exc:
+                body["error"] = exc.code
+        elif SESSION_COOKIE in req.cookies:
+            try:  # a read whatever the method: no CSRF proof needed to ask
+                developer = await self._auth.session(req)
+                body = {
+                    "authenticated": True,
+                    "method": "session",
+                    "developer": developer.name,
+                    "csrfToken": self._auth.csrf_token(developer),
+                }
             except HutchError as exc:
                 body["error"] = exc.code
         elif secret := req.get_header("X-Secret") or req.get_param("secret"):

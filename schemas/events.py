@@ -16,7 +16,8 @@ Topic = Literal[
 ]
 """`apps` carries the identity aggregates: developers (and their GitHub accounts), their
 apps, API tokens, browser sessions, tenants (members, GitHub App installations, e-mail),
-secrets and the GitHub webhook deliveries received; `jobs` the CI jobs and the provisioners that run them."""
+secrets and the GitHub webhook deliveries received; `jobs` the CI jobs and the provisioners
+that run them."""
 
 EventType = Literal[
     "telemetry.event.v1",

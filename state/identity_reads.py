@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from base.client_errors import NotFound
 from schemas.envelope import iso_micros
 from storage.relational import Relational, Transaction
 from storage.relational.protocol import Row
@@ -166,6 +167,15 @@ def is_member(db: Relational | Transaction, tenant_id: str, developer: str) -> b
         {"t": tenant_id, "d": developer},
     )
     return row is not None
+
+
+def member_tenant(db: Relational | Transaction, tenant_id: str, developer: str) -> Tenant:
+    """The tenant if `developer` is a member; a 404 otherwise, the same whether or not it
+    exists (every tenant path: another's tenant id tells nothing). Blocks."""
+    tenant = tenant_by_id(db, tenant_id)
+    if tenant is None or not is_member(db, tenant_id, developer):
+        raise NotFound("no such tenant among yours", field="tenant_id", code="no_tenant")
+    return tenant
 
 
 @dataclass(frozen=True, slots=True)

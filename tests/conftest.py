@@ -12,6 +12,7 @@ import pytest
 
 from base.settings import Settings
 from tests.support import s3
+from tests.support.github_standin import GitHubStandIn, github_standin
 from tests.support.servers import Server, serve_in_thread
 from tests.support.settings import make_settings
 
@@ -24,6 +25,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve_in_thread(tmp_path_factory.mktemp("hutch") / "data")
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubStandIn]:
+    """A local GitHub (OAuth, REST, webhooks); `github.env` points a Hutch server at it."""
+    with github_standin(tmp_path_factory.mktemp("github")) as standin:
+        yield standin
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +56,7 @@ SERVICE_FIXTURES = frozenset(
         "runtime", "analytics", "chdb", "store", "new_store", "new_log", "log", "db",
         "kafka_log", "stores", "standin", "services", "topology", "apps",
         "verifying_s3", "moto_endpoint", "s3_url", "server_url", "small_disk", "disk",
-        "site", "tls", "target_url",
+        "site", "tls", "target_url", "github",
     }
 )  # fmt: skip
 """Fixtures that start a server, a process or a service, or open a store: a test using one

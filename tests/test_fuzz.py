@@ -31,7 +31,9 @@ import pytest
 
 from query.openapi import load_document
 from tests.support.admin import hutch
+from tests.support.github_standin import GitHubStandIn
 from tests.support.processes import kill_tree
+from tests.support.receivers import smtp_receiver
 from tests.support.servers import Served, free_port
 from tests.support.settings import make_settings
 
@@ -269,13 +271,18 @@ def send(port: int, request: Request) -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    settings = make_settings(tmp_path / "data", HUTCH_CLIENT_TIMEOUT="3")
-    served = Served(settings, free_port(), env={"HUTCH_CLIENT_TIMEOUT": "3"}, session=True)
-    try:
-        yield served
-    finally:
-        kill_tree(served.process.pid)
+def served(tmp_path: Path, github: GitHubStandIn) -> Iterator[Served]:
+    # GitHub (the stand-in) and a mail server configured, as in production: sign-in, setup,
+    # webhooks and tenant e-mail answer what they answer there, not 503 "not configured".
+    with smtp_receiver() as mail:
+        settings = make_settings(
+            tmp_path / "data", HUTCH_CLIENT_TIMEOUT="3", HUTCH_SMTP_URL=mail.url, **github.env
+        )
+        served = Served(settings, free_port(), env={"HUTCH_CLIENT_TIMEOUT": "3"}, session=True)
+        try:
+            yield served
+        finally:
+            kill_tree(served.process.pid)
 
 
 MANIFEST = "image: debian/bookworm\ntasks:\n  - build: echo hi\nartifacts:\n  - out/a.txt\n"

@@ -34,7 +34,9 @@ import pytest
 
 from base.settings import Settings
 from tests.support.admin import hutch
+from tests.support.github_standin import GitHubStandIn
 from tests.support.processes import kill_tree
+from tests.support.receivers import smtp_receiver
 from tests.support.servers import Served, free_port
 from tests.support.settings import make_settings
 from tests.support.waiting import eventually
@@ -288,19 +290,25 @@ def figures(har: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, github: GitHubStandIn) -> Iterator[Served]:
     # SQL gives up well before the run's per-request limit, so a slow query is its 400.
-    settings = make_settings(tmp_path / "data", HUTCH_SQL_TIMEOUT="5")
-    running = Served(settings, free_port())  # its public URL follows its bind
-    try:
-        yield running
-    finally:
-        running.process.send_signal(signal.SIGINT)
+    # GitHub (the stand-in) and a mail server configured, as in production: sign-in, setup,
+    # webhooks (forged signatures: 401) and tenant e-mail answer what they answer there, not
+    # 503 "not configured".
+    with smtp_receiver() as mail:
+        settings = make_settings(
+            tmp_path / "data", HUTCH_SQL_TIMEOUT="5", HUTCH_SMTP_URL=mail.url, **github.env
+        )
+        running = Served(settings, free_port())  # its public URL follows its bind
         try:
-            running.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            kill_tree(running.process.pid)
-            running.process.wait()
+            yield running
+        finally:
+            running.process.send_signal(signal.SIGINT)
+            try:
+                running.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                kill_tree(running.process.pid)
+                running.process.wait()
 
 
 @pytest.mark.integration

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberData
 from query.openapi import load_document
 from tests.support.admin import developer_with_app, hutch
 from tests.support.builds import direct_upload
+from tests.support.github_standin import GitHubStandIn
 from tests.support.otlp_builders import kv, logs, metrics, span, traces
-from tests.support.servers import Server
+from tests.support.servers import Server, serve_in_thread
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,8 @@ class World:
     lease_id: str = ""
     vera_tenant: str = ""
     vera_secret_id: str = ""
+    vera_installation: str = ""
+    """The GitHub App installation on vera's organisation (in the stand-in)."""
     holder: str = ""
     """The provisioner token holding vera_leased's lease."""
     provisioner: str = ""
@@ -93,7 +96,14 @@ def otlp_trace(world_marker: str, trace_id: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def world(server: Server) -> World:
+def server(tmp_path_factory: pytest.TempPathFactory, github: GitHubStandIn) -> Iterator[Server]:
+    """A server with GitHub configured (the stand-in): its sign-in, setup and webhook routes
+    answer as in production, not 503."""
+    yield from serve_in_thread(tmp_path_factory.mktemp("matrix") / "data", **github.env)
+
+
+@pytest.fixture(scope="module")
+def world(server: Server, github: GitHubStandIn) -> World:
     settings = server.settings
     ivo_secret, ivo_token = developer_with_app(settings, "ivo", "ivo-app")
     vera_secret, vera_token = developer_with_app(settings, "vera", "vera-app")
@@ -149,6 +159,7 @@ def world(server: Server) -> World:
         vera_secret_id=jobs["vera_secret_id"],
         holder=jobs["holder"],
         provisioner=jobs["provisioner"],
+        vera_installation=str(github.install(github.add_org("vera-org").login)),
     )
     world.theirs = [
         marker, "vera-app", vera_token, vera_secret, world.vera_token_id, world.trace_id,
@@ -224,6 +235,7 @@ def rows(world: World) -> dict[str, list[Call]]:
     flag = {"enabled": False, "rollout": 0}
     app_name = {"appName": v}
     secret_json = {"Content-Type": "application/json"}
+    vera_cookies = {"Cookie": f"dev-id=vera; session-token=bs_{'0' * 64}"}
     return {
         "getOpenapiDocument": [Call("GET", "/api/openapi.json", "none", ok=True)],
         "getHealth": [Call("GET", "/api/health", "none", ok=True)],
@@ -235,6 +247,41 @@ def rows(world: World) -> dict[str, list[Call]]:
             ]
             for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
         },
+        # Sign-in: a callback without this browser's state is refused; a logout ends only the
+        # sender's own session (none here: vera's cookie names are not vera's session).
+        "signInWithGitHub": [
+            Call("GET", "/api/auth/github/login", "none", ok=True),
+            Call(
+                "GET",
+                "/api/auth/github/login",
+                params={"redirect_uri": "https://evil.example"},
+                allowed=frozenset({400}),
+            ),
+        ],
+        "gitHubSignInCallback": [
+            Call(
+                "GET",
+                "/api/auth/github/callback",
+                "none",
+                params={"code": "x", "state": "y"},
+                allowed=frozenset({400}),
+            ),
+        ],
+        **{
+            op: [
+                Call(method, path, ok=True),
+                Call(method, path, "none", headers=vera_cookies, ok=True),
+            ]
+            for op, method, path in (
+                ("logout", "GET", "/api/auth/logout"),
+                ("logoutWithPost", "POST", "/api/auth/logout"),
+                ("logoutSession", "POST", "/api/logout"),
+            )
+        },
+        "getCurrentUser": [
+            Call("GET", "/api/user", ok=True),
+            Call("GET", "/api/user", "none", headers=vera_cookies, allowed=frozenset({401})),
+        ],
         "listApps": [Call("GET", "/api/apps", ok=True)],
         "createApp": [Call("POST", "/api/apps", json={"name": v}, allowed=frozenset({403, 409}))],
         "updateApp": [Call("PATCH", f"/api/apps/{v}", json={"retentionDays": 1})],
@@ -477,6 +524,77 @@ def job_rows(world: World) -> dict[str, list[Call]]:
                 allowed=no_provisioner,
             ),
         ],
+        # Tenants: vera's is a 404 to ivo; the listing is his own; a link that is not one
+        # is refused whoever follows it; the setup handler needs a GitHub App (none here).
+        "listTenants": [
+            Call("GET", "/api/tenants", ok=True),
+            Call("GET", "/api/tenants", "provisioner", allowed=no_provisioner),
+        ],
+        "getTenantEmail": [
+            Call("GET", f"/api/tenants/{world.vera_tenant}/email", allowed=frozenset({404})),
+        ],
+        **{
+            op: [
+                Call(
+                    method,
+                    f"/api/tenants/{world.vera_tenant}/email",
+                    json={"email": "ivo@example.org"},
+                    allowed=frozenset({404}),
+                ),
+                Call(
+                    method,
+                    f"/api/tenants/{world.vera_tenant}/email",
+                    "none",
+                    json={"email": "ivo@example.org"},
+                    allowed=frozenset({401}),
+                ),
+            ]
+            for op, method in (("updateTenantEmail", "PUT"), ("updateTenantEmailWithPost", "POST"))
+        },
+        "verifyTenantEmail": [
+            Call(
+                "GET",
+                f"/api/tenants/{world.vera_tenant}/email/verify",
+                "none",
+                params={"jwt": "eyJhbGciOiJub25lIn0.e30."},
+                allowed=frozenset({400}),
+            ),
+        ],
+        "gitHubAppSetup": [
+            Call(
+                "GET",
+                "/api/auth/github/setup",
+                params={"installation_id": world.vera_installation},
+                allowed=frozenset({403}),  # ivo is no member of vera's organisation
+            ),
+            Call(
+                "GET",
+                "/api/auth/github/setup",
+                params={"installation_id": "1"},
+                allowed=frozenset({404}),  # GitHub (the stand-in) knows none
+            ),
+            Call(
+                "GET",
+                "/api/auth/github/setup",
+                "none",
+                params={"installation_id": "1"},
+                allowed=frozenset({401}),
+            ),
+        ],
+        # Only GitHub's signature opens the webhook: a developer's token is not one, whatever
+        # tenant's installation the body names (refused before the body is read).
+        "receiveGitHubWebhook": [
+            Call(
+                "POST",
+                "/api/github/webhook",
+                cred,
+                json={"zen": world.marker, "installation": {"id": 1}},
+                headers={"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())},
+                allowed=frozenset({401}),
+            )
+            for cred in ("token", "none")
+            for event in ("ping", "push")
+        ],
         "addSecret": [
             Call(
                 "POST",
@@ -628,6 +746,7 @@ def test_vera_keeps_everything(server: Server, world: World) -> None:
         secrets = c.get("/api/secrets").json()["secrets"]
         assert world.vera_secret_id in [s["id"] for s in secrets]
         assert c.get(f"/api/tenants/{world.vera_tenant}/jobs").json()["total_count"] == 2
+        assert c.get(f"/api/tenants/{world.vera_tenant}/email").json() == {"email": None}
     # Her leased job is still held by its provisioner, its log and tasks as it left them.
     with server.client(Authorization=f"Bearer {world.holder}") as c:
         lease = {"lease_id": world.lease_id, "status": "running"}

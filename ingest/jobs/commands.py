@@ -2,7 +2,9 @@
 
 Each runs as every command does (state/command_context.py). Submissions share one lock,
 `jobs`, under which the next job number is the last one plus one: the small increasing ids
-builds.sr.ht users know, the same after a replay because the event carries it. A job's own
+builds.sr.ht users know, the same after a replay because the event carries it. Every way of
+submitting (`POST /api/jobs`, a GitHub push: ingest/github_push.py) checks its request with
+`validate` and records it with `record`. A job's own
 changes lock `job:{uuid}`. What a developer may do to a job is builds.sr.ht's `access:read` /
 `access:write` (the owner always has both); a job they may not read is a 404, as if it did not
 exist.
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from base.client_errors import BadRequest, ConflictError, NotFound, Unprocessable
@@ -22,7 +25,7 @@ from ingest.secret_commands import check_job_secrets
 from schemas.envelope import new_envelope, uuid7
 from schemas.events import EventType
 from schemas.jobs import events as e
-from schemas.jobs.job_manifest import ManifestError, parse_manifest
+from schemas.jobs.job_manifest import Manifest, ManifestError, parse_manifest
 from state.command_context import JOBS, CommandContext
 from state.jobs import reads as q
 from web.auth import Developer
@@ -54,8 +57,57 @@ def _event(type_: EventType, key: str, payload: object) -> Any:
     return new_envelope(type_, e.encode(payload), key=key)
 
 
-async def submit(ctx: CommandContext, caller: Developer, body: Mapping[str, object]) -> int:
-    """POST /api/jobs: a new job, queued (`execute`, the default) or pending; its number."""
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job request that passed every check, ready to be numbered and recorded (`record`)."""
+
+    owner: str
+    tenant_id: str
+    text: str
+    """The manifest as submitted."""
+    manifest: Manifest
+    architecture: e.Architecture
+    note: str | None
+    tags: tuple[str, ...]
+    readers: tuple[str, ...]
+    writers: tuple[str, ...]
+    execute: bool
+    use_secrets: bool
+    uuid: str | None = None
+    """Given by a caller that must not submit the same job twice (a webhook redelivered);
+    None: a new UUIDv7, taken under the lock so that UUIDs follow the numbers."""
+
+
+def _manifest(text: str) -> tuple[Manifest, e.Architecture]:
+    try:
+        manifest = parse_manifest(text)
+    except ManifestError as exc:
+        raise Unprocessable(
+            exc.message,
+            field=f"manifest.{exc.field}" if exc.field else "manifest",
+            code="invalid_manifest",
+        ) from None
+    architecture = e.architecture_of(manifest.arch)
+    if architecture is None:
+        raise Unprocessable(
+            f"no runner offers arch {manifest.arch!r}: x86_64 (Amd64) or aarch64 (Arm64)",
+            field="manifest.arch",
+            code="invalid_manifest",
+        )
+    return manifest, architecture
+
+
+async def validate(
+    ctx: CommandContext,
+    owner: str,
+    body: Mapping[str, object],
+    *,
+    tenant_id: str | None = None,
+    uuid: str | None = None,
+) -> NewJob:
+    """Check a submission (`POST /api/jobs`'s body) for `owner`: the one set of checks every
+    way of submitting a job goes through. Its tenant: `tenant_id`, else the owner's personal
+    tenant (made if missing, once the request has passed)."""
     text = body.get("manifest")
     if not isinstance(text, str):
         raise BadRequest("manifest (the build manifest, YAML text) is required", field="manifest")
@@ -80,45 +132,74 @@ async def submit(ctx: CommandContext, caller: Developer, body: Mapping[str, obje
     if q.EVERYONE in writers:
         raise Unprocessable("access:write cannot be everyone (*)", field="access:write")
     execute, use_secrets = _flag(body, "execute"), _flag(body, "secrets")
-    try:
-        manifest = parse_manifest(text)
-    except ManifestError as exc:
-        raise Unprocessable(
-            exc.message,
-            field=f"manifest.{exc.field}" if exc.field else "manifest",
-            code="invalid_manifest",
-        ) from None
-    architecture = e.architecture_of(manifest.arch)
-    if architecture is None:
-        raise Unprocessable(
-            f"no runner offers arch {manifest.arch!r}: x86_64 (Amd64) or aarch64 (Arm64)",
-            field="manifest.arch",
-            code="invalid_manifest",
-        )
-    await asyncio.to_thread(check_job_secrets, ctx.db, caller.name, manifest.secrets)
-    tenant = await personal_tenant(ctx, caller.name)
-    async with ctx.command("jobs", JOBS):
-        number = await asyncio.to_thread(q.last_number, ctx.db) + 1
+    manifest, architecture = _manifest(text)
+    await asyncio.to_thread(check_job_secrets, ctx.db, owner, manifest.secrets)
+    tenant = tenant_id if tenant_id is not None else await personal_tenant(ctx, owner)
+    return NewJob(
+        owner=owner,
+        tenant_id=tenant,
+        text=text,
+        manifest=manifest,
+        architecture=architecture,
+        note=note,
+        tags=tuple(tags),
+        readers=tuple(dict.fromkeys([owner, *readers])),
+        writers=tuple(dict.fromkeys([owner, *writers])),
+        execute=execute,
+        use_secrets=use_secrets,
+        uuid=uuid,
+    )
+
+
+async def record(ctx: CommandContext, jobs: Sequence[NewJob]) -> list[int]:
+    """Number and append `jobs` (one `job.submitted.v1` each, the only place one is made);
+    their numbers. A job whose given UUID is already recorded is not submitted again: its
+    number is answered. Call under the `jobs` command (`ctx.command("jobs", JOBS)`)."""
+    numbers: list[int] = []
+    envelopes: list[Any] = []
+    next_number = await asyncio.to_thread(q.last_number, ctx.db) + 1
+    for new in jobs:
+        if new.uuid is not None:
+            found = await asyncio.to_thread(q.job_by_uuid, ctx.db, new.uuid)
+            if found is not None:
+                numbers.append(found.number)
+                continue
+        manifest = new.manifest
         job = e.JobSubmitted(
-            uuid=uuid7(),
-            number=number,
-            tenant_id=tenant,
-            owner=caller.name,
-            manifest=text,
+            uuid=new.uuid or uuid7(),
+            number=next_number,
+            tenant_id=new.tenant_id,
+            owner=new.owner,
+            manifest=new.text,
             image=manifest.image,
             tasks=manifest.task_names,
-            note=note,
-            tags=tuple(tags),
-            read_access=tuple(dict.fromkeys([caller.name, *readers])),
-            write_access=tuple(dict.fromkeys([caller.name, *writers])),
-            execute=execute,
-            secrets=use_secrets,
+            note=new.note,
+            tags=new.tags,
+            read_access=new.readers,
+            write_access=new.writers,
+            execute=new.execute,
+            secrets=new.use_secrets,
             vcpus=manifest.vcpus,
-            cpu_architecture=architecture,
+            cpu_architecture=new.architecture,
             timeout_s=manifest.timeout_s,
             triggers=tuple(manifest.to_json()["triggers"] or ()),  # type: ignore[arg-type]
         )
-        await ctx.append("jobs", [_event("job.submitted.v1", job.uuid, job)], JOBS)
+        envelopes.append(_event("job.submitted.v1", job.uuid, job))
+        numbers.append(next_number)
+        next_number += 1
+    if envelopes:
+        await ctx.append("jobs", envelopes, JOBS)
+    return numbers
+
+
+async def submit(
+    ctx: CommandContext, caller: Developer, body: Mapping[str, object], uuid: str | None = None
+) -> int:
+    """POST /api/jobs: a new job, queued (`execute`, the default) or pending; its number.
+    With `uuid`, submitting the same job again answers the first one's number."""
+    new = await validate(ctx, caller.name, body, uuid=uuid)
+    async with ctx.command("jobs", JOBS):
+        (number,) = await record(ctx, [new])
     return number
 
 

@@ -23,7 +23,7 @@ import falcon
 import falcon.asgi
 import orjson
 
-from base.client_errors import BadRequest, NotFound
+from base.client_errors import BadRequest
 from schemas.envelope import iso_micros
 from state import identity_reads as qi
 from state.jobs import reads as q
@@ -143,9 +143,7 @@ class TenantJobs(JobReads):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant_id: str
     ) -> None:
         developer = await self._auth.developer(req, READ)
-        member = await asyncio.to_thread(qi.is_member, self._db, tenant_id, developer.name)
-        if not member:
-            raise NotFound("no such tenant among yours", field="tenant_id", code="no_tenant")
+        await asyncio.to_thread(qi.member_tenant, self._db, tenant_id, developer.name)
         size = limit(req, 10, 100)
         after = _uuid_param(req, "starting_after")
         before = _uuid_param(req, "ending_before")

@@ -14,12 +14,24 @@ from storage.relational.protocol import Row
 
 
 def readable_job(db: Relational, number: int, caller: str | None) -> Job:
-    """The job numbered `number` if `caller` (None: no credential) may read it; a 404
-    otherwise, the same whether or not it exists. Blocks: call from a thread."""
+    """The job numbered `number` if `caller` (None: no credential) may read it: its access
+    list allows them, or they are a member of the job's tenant (an organisation's members read
+    the jobs its pushes made). A 404 otherwise, the same whether or not it exists. Blocks:
+    call from a thread."""
     job = job_by_number(db, number)
-    if job is None or not job.readable_by(caller):
+    if job is None or not (job.readable_by(caller) or _member(db, job.tenant_id, caller)):
         raise NotFound(f"no job {number} that you can see", code="no_job")
     return job
+
+
+def _member(db: Reader, tenant_id: str, developer: str | None) -> bool:
+    if developer is None:
+        return False
+    row = db.fetchone(
+        "SELECT 1 FROM tenant_members WHERE tenant_id = :t AND developer = :d",
+        {"t": tenant_id, "d": developer},
+    )
+    return row is not None
 
 
 def job_number(text: str) -> int:
