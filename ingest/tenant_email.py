@@ -4,7 +4,7 @@ A member of the tenant asks for a new address (`request_change`): the request is
 (tenant.email_change_requested.v1, with the link's id) and a link mailed to the new address,
 `{public_url}/api/tenants/{id}/email/verify?jwt=...`. The JWT (PyJWT, HS256 under a key
 derived from the server key for this purpose alone) carries the tenant id, the address, the
-link id (`jti`), when it was issued and when it expires (HUTCH_EMAIL_LINK_TTL_S), and an
+link id (`jti`), when it was issued and when it expires (HUTCH_EMAIL_LINK_TTL), and an
 audience naming its use. Following it (`verify`) needs no session (the mail may be opened on
 another device; the token is the proof) and applies the change once
 (tenant.email_changed.v1). Refused, changing nothing:
