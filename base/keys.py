@@ -33,6 +33,7 @@ Purpose = Literal[
     "csrf",
     "oauth-state",
     "tenant-email",
+    "bot-challenge",
 ]
 
 

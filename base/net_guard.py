@@ -1,5 +1,5 @@
-"""SSRF guard for the builder and job webhooks: which URLs Hutch may fetch (or POST to) on a
-user's behalf, and requests that cannot be steered to an internal address.
+"""SSRF guard for the builder, job webhooks and the keyserver: which URLs Hutch may fetch (or
+POST to) on a user's behalf, and requests that cannot be steered to an internal address.
 
 Two checks, at two moments:
 - `check_url_literal` when a build is requested: https only, no credentials in the URL, and
@@ -48,6 +48,10 @@ class FetchError(Exception):
 
 class BlockedURL(FetchError):
     """The URL, or an address its host resolves to, is not one Hutch may fetch."""
+
+
+class TooLarge(FetchError):
+    """The answer is larger than the caller's limit; it was not read past it."""
 
 
 def parse_allowed_networks(text: str) -> tuple[IPNetwork, ...]:
@@ -335,13 +339,13 @@ async def _fetch_once(
 async def _read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"{url} is larger than {max_bytes} bytes")
+        raise TooLarge(f"{url} is larger than {max_bytes} bytes")
     body = bytearray()
     try:
         async for chunk in response.aiter_bytes():  # decompressed: caps gzip bombs too
             body += chunk
             if len(body) > max_bytes:
-                raise FetchError(f"{url} is larger than {max_bytes} bytes")
+                raise TooLarge(f"{url} is larger than {max_bytes} bytes")
     except httpx.HTTPError as exc:
         raise FetchError(f"reading {url} failed: {exc}") from None
     return bytes(body)

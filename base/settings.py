@@ -207,6 +207,66 @@ OPTIONS: dict[str, Option] = {
         "bytes per second a client must keep up while sending: each such amount it sends "
         "earns it one more second past HUTCH_CLIENT_TIMEOUT",
     ),
+    "git_timeout_s": Option(
+        "HUTCH_GIT_TIMEOUT",
+        "15",
+        "seconds `git ls-remote` may run for GET /api/branches before it is killed",
+    ),
+    "git_max_output": Option(
+        "HUTCH_GIT_MAX_OUTPUT",
+        "1048576",
+        "bytes of `git ls-remote` output GET /api/branches reads before giving up",
+    ),
+    "git_ca_file": Option(
+        "HUTCH_GIT_CA_FILE",
+        "",
+        "CA certificates git trusts for HTTPS source repositories; empty: the system's",
+    ),
+    "keyserver_url": Option(
+        "HUTCH_KEYSERVER_URL",
+        "https://keys.openpgp.org",
+        "OpenPGP keyserver POST /api/pgp/fetch-key asks, over its VKS API (/vks/v1/...); "
+        "https:// only",
+    ),
+    "keyserver_ca": Option(
+        "HUTCH_KEYSERVER_CA",
+        "",
+        "CA certificates (PEM file) trusted for the keyserver instead of the usual ones (tests, "
+        "private keyservers); empty: the usual ones",
+    ),
+    "keyserver_allow_networks": Option(
+        "HUTCH_KEYSERVER_ALLOW_NETWORKS",
+        "",
+        "non-public networks the keyserver, and what it redirects to, may be in, e.g. "
+        "10.0.0.0/8 (a private keyserver) or 127.0.0.0/8 (tests); empty: public addresses only",
+    ),
+    "keyserver_timeout_s": Option(
+        "HUTCH_KEYSERVER_TIMEOUT",
+        "10",
+        "seconds a key fetch may take in all (connecting, redirects, reading); later: 504",
+    ),
+    "keyserver_max_bytes": Option(
+        "HUTCH_KEYSERVER_MAX_BYTES",
+        "1048576",
+        "largest keyserver answer read, in bytes; a larger one is refused (502) unread",
+    ),
+    "challenge_max_number": Option(
+        "HUTCH_CHALLENGE_MAX_NUMBER",
+        "100000",
+        "difficulty of GET /api/validate's ALTCHA challenges: the secret number is drawn from "
+        "0 to this, so a browser tries half as many SHA-256 hashes on average",
+    ),
+    "challenge_ttl_s": Option(
+        "HUTCH_CHALLENGE_TTL",
+        "600",
+        "seconds an ALTCHA challenge stays solvable after it is issued",
+    ),
+    "publish_retry_delay_s": Option(
+        "HUTCH_PUBLISH_RETRY_DELAY",
+        "5",
+        "seconds a publish run waits after a transient failure (connection refused, timed "
+        "out, hung up) before its next attempt, doubling each time; 3 attempts in all",
+    ),
 }
 
 
@@ -257,6 +317,17 @@ class Settings:
     start_wait_s: float
     client_timeout_s: float
     client_min_rate: int
+    git_timeout_s: float = 15.0
+    git_max_output: int = 1 << 20
+    git_ca_file: str = ""
+    keyserver_url: str = "https://keys.openpgp.org"
+    keyserver_ca: str = ""
+    keyserver_allow_networks: str = ""
+    keyserver_timeout_s: float = 10.0
+    keyserver_max_bytes: int = 1 << 20
+    challenge_max_number: int = 100_000
+    challenge_ttl_s: int = 600
+    publish_retry_delay_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: str) -> Settings:
@@ -317,6 +388,25 @@ class Settings:
                 start_wait_s=float(values["start_wait_s"]),
                 client_timeout_s=_positive(float(values["client_timeout_s"]), "client_timeout_s"),
                 client_min_rate=int(_positive(int(values["client_min_rate"]), "client_min_rate")),
+                git_timeout_s=_positive(float(values["git_timeout_s"]), "git_timeout_s"),
+                git_max_output=int(_positive(int(values["git_max_output"]), "git_max_output")),
+                git_ca_file=values["git_ca_file"],
+                keyserver_url=_https_url(values["keyserver_url"], "keyserver_url"),
+                keyserver_ca=_file(values["keyserver_ca"], "keyserver_ca"),
+                keyserver_allow_networks=values["keyserver_allow_networks"],
+                keyserver_timeout_s=_positive(
+                    float(values["keyserver_timeout_s"]), "keyserver_timeout_s"
+                ),
+                keyserver_max_bytes=int(
+                    _positive(int(values["keyserver_max_bytes"]), "keyserver_max_bytes")
+                ),
+                challenge_max_number=int(
+                    _positive(int(values["challenge_max_number"]), "challenge_max_number")
+                ),
+                challenge_ttl_s=int(_positive(int(values["challenge_ttl_s"]), "challenge_ttl_s")),
+                publish_retry_delay_s=_positive(
+                    float(values["publish_retry_delay_s"]), "publish_retry_delay_s"
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid setting: {exc}") from exc
@@ -340,6 +430,22 @@ def _positive(value: float, name: str) -> float:
     if value <= 0:
         raise ValueError(f"{OPTIONS[name].env} must be above 0, not {value:g}")
     return value
+
+
+def _file(path: str, name: str) -> str:
+    """Empty, or a file that exists (a typo is refused at start, not at first use)."""
+    if path and not Path(path).is_file():
+        raise ValueError(f"{OPTIONS[name].env}: no file {path!r}")
+    return path
+
+
+def _https_url(url: str, name: str) -> str:
+    """An https:// URL with a host: what Hutch fetches from on its own behalf is reached over
+    TLS only."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{OPTIONS[name].env} must be an https:// URL, not {url!r}")
+    return url.rstrip("/")
 
 
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from base.keys import derive
+from base.keyserver import Keyserver
 from hutch.runtime import Runtime
-from ingest.downloads import LatestDownload, PlatformDownload
+from ingest.bot_challenge import BotChallenge
+from ingest.downloads import LatestDownload, PlatformDownload, VersionDownload
 from ingest.flags.api import FlagCommands
 from ingest.flags.evaluations import FlagEvaluationIngest
 from ingest.github_webhooks import GitHubWebhook
@@ -41,6 +43,10 @@ from ingest.jobs.runner_api import (
 from ingest.objects import SignedObjects
 from ingest.otlp import ROUTES as OTLP_ROUTES
 from ingest.otlp import OtlpIngest
+from ingest.pgp_keys import PgpKeyFetch
+from ingest.publish.generate_api import PublishGenerate
+from ingest.publish.runs_api import PublishRuns
+from ingest.publish.ssh_keys_api import SshKeyCommands, SshKeyDeletion
 from ingest.secrets_api import SecretCommands, SecretDeletion
 from ingest.sign_in_api import BuildHutLogout, BuiltifulLogout, GitHubCallback, GitHubLogin
 from ingest.telemetry import TelemetryIngest
@@ -48,6 +54,7 @@ from ingest.tenants_api import GitHubSetup, TenantEmailChange, TenantEmailVerifi
 from ingest.uploads import Presign, Upload
 from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
 from query.app_info import AppBuildListing, AppInfo, Images
+from query.branches import BranchListing
 from query.flags.api import FlagListing, FlagLookup
 from query.flags.ofrep_api import OfrepFlag, OfrepFlags
 from query.flags.sdk import FlagDefinitions
@@ -61,6 +68,8 @@ from query.openapi import OpenApiDocument
 from query.otel_logs import LogListing
 from query.otel_metrics import MetricQuery
 from query.otel_traces import TraceLookup, TraceSearch
+from query.publish.runs_api import PublishStatus
+from query.publish.ssh_keys_api import SshKeyListing
 from query.secrets_api import SecretListing
 from query.sql_api import Admission, SqlQuery
 from query.sql_scope import ScopedSql
@@ -278,6 +287,12 @@ ROUTES: list[Route] = [
         lambda rt: PlatformDownload(rt.command_context),
     ),
     Route(
+        "/api/apps/{app}/versions/{version}/{fileName}",
+        "ingest",
+        VersionDownload,
+        lambda rt: VersionDownload(rt.command_context),
+    ),
+    Route(
         "/api/apps/{app}/icon", "ingest", AppIcon, lambda rt: AppIcon(rt.command_context, rt.auth)
     ),
     Route(
@@ -408,6 +423,60 @@ ROUTES: list[Route] = [
         "ingest",
         SecretDeletion,
         lambda rt: SecretDeletion(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/publish/ssh-keys",
+        "ingest",
+        SshKeyCommands,
+        lambda rt: SshKeyCommands(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/publish/ssh-keys", "query", SshKeyListing, lambda rt: SshKeyListing(rt.db, rt.auth)
+    ),
+    Route(
+        "/api/publish/ssh-keys/{key_id}",
+        "ingest",
+        SshKeyDeletion,
+        lambda rt: SshKeyDeletion(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/branches",
+        "query",
+        BranchListing,
+        lambda rt: BranchListing(rt.command_context, rt.auth),
+    ),
+    # publish runs: a build's PKGBUILD and .SRCINFO pushed over SSH (ingest/publish/runs*.py)
+    Route(
+        "/api/publish/publish",
+        "ingest",
+        PublishRuns,
+        lambda rt: PublishRuns(rt.command_context, rt.auth),
+    ),
+    Route(
+        "/api/publish/status/{run_id}",
+        "query",
+        PublishStatus,
+        lambda rt: PublishStatus(rt.db, rt.auth),
+    ),
+    # publishing: a build's package files (ingest/publish/generate_api.py)
+    Route(
+        "/api/publish/generate",
+        "ingest",
+        PublishGenerate,
+        lambda rt: PublishGenerate(rt.command_context, rt.auth),
+    ),
+    # utilities: a public key from the keyserver, the bot challenge (public)
+    Route(
+        "/api/pgp/fetch-key",
+        "ingest",
+        PgpKeyFetch,
+        lambda rt: PgpKeyFetch(rt.auth, Keyserver.from_settings(rt.settings)),
+    ),
+    Route(
+        "/api/validate",
+        "ingest",
+        BotChallenge,
+        lambda rt: BotChallenge(rt.command_context, derive(rt.secret, "bot-challenge")),
     ),
     Route(
         "/api/provisioner/dequeue",

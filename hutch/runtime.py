@@ -24,6 +24,7 @@ from base.settings import Settings, url_scheme
 from hutch.data_lock import DataLock, acquire
 from hutch.wiring import open_analytics, open_log, open_relational
 from ingest.job_triggers import run_forever as run_triggers
+from ingest.publish.runs_worker import run_forever as run_publish_runs
 from projections.flag_evaluations import FlagEvaluationsProjection
 from projections.interface import AnalyticsProjection
 from projections.job_logs import JobLogsProjection
@@ -212,6 +213,7 @@ class Runtime:
         self._spawn(
             lambda: run_triggers(self.log, self.db, self.settings, stop=self._stop), "job-triggers"
         )
+        self._spawn(lambda: run_publish_runs(self.command_context, stop=self._stop), "publish-runs")
 
     def _spawn(self, start: Callable[[], Awaitable[None]], name: str) -> None:
         self._tasks.append(

@@ -4,8 +4,9 @@
 standard input) and prints the secret's summary, whose `id` manifests name under `secrets:`.
 A `file` secret needs `--path` (where it goes in the job's home, e.g. `~/.netrc`); `--mode` is
 octal (default 0600 for keys, 0644 for files). `list` shows the developer's secrets with the
-id of the key each is sealed with; `keys` counts live secrets per key id, across developers,
-and names those the configured keys cannot open (rotation: base/secret_box.py).
+id of the key each is sealed with; `keys` counts live secrets (and publishing SSH keys, sealed
+the same way) per key id, across developers, and names those the configured keys cannot open
+(rotation: base/secret_box.py).
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ async def run(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
         found = await asyncio.to_thread(q.secrets_of, runtime.db, args.developer)
         return {"secrets": [{**s.summary(), "keyId": s.key_id} for s in found]}
     counts = await asyncio.to_thread(q.secrets_per_key, runtime.db)
+    # Publishing SSH keys are sealed with the same keys: rotation must keep theirs too.
+    ssh_counts = await asyncio.to_thread(q.secrets_per_key, runtime.db, "ssh_keys")
     return {
         "current": box.key_id,
         "older": list(box.key_ids[1:]),
         "inUse": counts,
-        "unreadable": sorted(k for k in counts if k not in box.key_ids),
+        "sshKeysInUse": ssh_counts,
+        "unreadable": sorted(k for k in {**counts, **ssh_counts} if k not in box.key_ids),
     }

@@ -2,6 +2,12 @@
 
     GET /api/apps/{name}/latest                          the newest build, any platform
     GET /api/apps/{name}/latest/{os}/{arch}/{format}     the newest build for one platform
+    GET /api/apps/{name}/versions/{version}/{fileName}   one build, for good: a stable URL
+
+The version-pinned route names a build by what identifies it, (app, version, file name), and
+builds are immutable (ingest/upload_commands.py), so it always serves the same bytes: the
+sha256sums a generated PKGBUILD names (ingest/publish/generate.py). Like the others it is
+public: anyone, another developer too, gets the same answer.
 
 These are GETs that write (a `build.downloaded.v1` event per request), so ingest serves them
 itself rather than forwarding them to the query service. The event carries a keyed hash of the
@@ -146,6 +152,30 @@ class PlatformDownload(_Download):
             raise NoMatchingBuild(
                 f"no {os_name}/{architecture}/{fmt} build of {name}; {_listing(name, available)}",
                 available,
+            )
+        await self._send(req, resp, build)
+
+
+class VersionDownload(_Download):
+    async def on_get(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        app: str,
+        version: str,
+        fileName: str,  # the route's {fileName}, as the OpenAPI document names it
+    ) -> None:
+        file_name = fileName
+        build = await asyncio.to_thread(q.build_named, self._ctx.db, app, version, file_name)
+        if build is None:
+            available = await asyncio.to_thread(q.builds_of_version, self._ctx.db, app, version)
+            if not available:
+                await _app_exists(self._ctx, app)
+                raise NotFound(f"{app} has no build of version {version!r}", field="version")
+            names = ", ".join(b.file_name for b in available)
+            raise NotFound(
+                f"{app} {version} has no file named {file_name!r}; it has: {names}",
+                field="fileName",
             )
         await self._send(req, resp, build)
 

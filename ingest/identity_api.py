@@ -101,7 +101,9 @@ class TokenRevocation:
 
 
 class AppSettings:
-    """PATCH /api/apps/{app}: the owner changes the app's settings (`retentionDays`)."""
+    """PATCH /api/apps/{app}: the owner changes the app's settings: `retentionDays`, and
+    `sourceRepository` (a git URL: https://, ssh:// or scp-like; null removes it). Both are
+    checked before either is changed."""
 
     def __init__(self, ctx: CommandContext, auth: Authenticator) -> None:
         self._ctx = ctx
@@ -111,8 +113,23 @@ class AppSettings:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, app: str
     ) -> None:
         developer = await self._auth.developer(req)
-        body = typed(await read_json_object(req), {"retentionDays": _INTEGER})
-        result = await commands.set_retention(self._ctx, developer, app, body.get("retentionDays"))
+        raw = await read_json_object(req)
+        body = typed(raw, {"retentionDays": _INTEGER})
+        source = raw.get("sourceRepository")
+        if source is not None and not isinstance(source, str):
+            raise BadRequest(
+                "sourceRepository must be a string (a git URL) or null",
+                field="sourceRepository",
+                code="bad_type",
+            )
+        result: dict[str, Any] = {"app": app}
+        if "sourceRepository" not in raw or "retentionDays" in raw:
+            commands.check_source_repository(self._ctx, source)  # refuse before any change
+            result |= await commands.set_retention(
+                self._ctx, developer, app, body.get("retentionDays")
+            )
+        if "sourceRepository" in raw:
+            result |= await commands.set_source_repository(self._ctx, developer, app, source)
         send_json(resp, 200, result)
 
 

@@ -17,11 +17,15 @@ from collections.abc import Awaitable
 from typing import Any
 
 from base.client_errors import ConflictError, Forbidden, NotFound, Unprocessable
+from base.git_remote import parse_remote
+from base.net_guard import parse_allowed_networks
 from schemas import identity as s
 from schemas.envelope import Envelope, iso_micros, new_envelope, now_micros, uuid7
 from schemas.events import EventType
+from schemas.publish.app_sources import AppSourceSet
 from state import identity_reads as q
 from state.command_context import IDENTITY, CommandContext
+from state.ssh_keys import source_repository
 from web.auth import Developer, confirm
 
 
@@ -158,6 +162,32 @@ async def set_retention(
         if found.retention_days != days:
             await _append(ctx, "app.retention_set.v1", app, s.AppRetentionSet(app, days))
     return {"app": app, "retentionDays": days}
+
+
+def check_source_repository(ctx: CommandContext, repository: object) -> str | None:
+    """A source repository Hutch will read (base/git_remote.py: https://, ssh:// or scp-like,
+    no credentials, no address the builder's guard refuses by its text); None clears it."""
+    if repository is None:
+        return None
+    allowed = parse_allowed_networks(ctx.settings.builder_allow_networks)
+    try:
+        return parse_remote(repository, allowed).url
+    except ValueError as exc:
+        raise Unprocessable(
+            f"sourceRepository {exc}", field="sourceRepository", code="bad_repository"
+        ) from None
+
+
+async def set_source_repository(
+    ctx: CommandContext, developer: Developer | str, app: str, repository: object
+) -> dict[str, Any]:
+    """Set (or, with None, clear) the git repository `GET /api/branches?app=` lists."""
+    url = check_source_repository(ctx, repository)
+    async with ctx.command(f"app:{app}", IDENTITY):
+        await _owned(ctx, _caller(developer), app)
+        if await asyncio.to_thread(source_repository, ctx.db, app) != url:
+            await _append(ctx, "app.source_set.v1", app, AppSourceSet(app, url))
+    return {"app": app, "sourceRepository": url}
 
 
 async def create_token(

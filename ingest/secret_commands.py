@@ -10,7 +10,6 @@ re-checking the caller's token there. The CLI and the HTTP resources call the sa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import uuid
@@ -19,15 +18,14 @@ from typing import Any
 
 import orjson
 
-from base.client_errors import ConflictError, NotFound, PayloadTooLarge, Unprocessable
+from base.client_errors import PayloadTooLarge, Unprocessable
 from base.secret_box import SecretBox, SecretBoxError
-from schemas.envelope import new_envelope
-from schemas.identity import encode
+from ingest import sealed_commands as sealed
 from schemas.secrets import MAX_SECRET_BYTES, SECRET_KINDS, SecretAdded, SecretDeleted, SecretKind
 from state import identity_reads as q
-from state.command_context import IDENTITY, CommandContext
+from state.command_context import CommandContext
 from storage.relational import Relational
-from web.auth import Developer, confirm
+from web.auth import Developer
 
 MAX_SECRETS = 100
 """Live secrets one developer may have."""
@@ -120,16 +118,6 @@ def check_data(data: object) -> bytes:
     return data
 
 
-def _caller(developer: Developer | str) -> Developer:
-    return developer if isinstance(developer, Developer) else Developer(developer)
-
-
-async def _confirmed(ctx: CommandContext, caller: Developer) -> None:
-    await asyncio.to_thread(confirm, ctx.db, caller)
-    if not await asyncio.to_thread(q.developer_exists, ctx.db, caller.name):
-        raise NotFound(f"no developer named {caller.name!r}", field="developer")
-
-
 async def add_secret(
     ctx: CommandContext,
     developer: Developer | str,
@@ -141,7 +129,7 @@ async def add_secret(
 ) -> dict[str, Any]:
     """Seal (with `ctx.secret_box`) and record a new secret; answers its summary (never its
     content)."""
-    caller = _caller(developer)
+    caller = sealed.caller_of(developer)
     owner = caller.name
     name = check_name(name)
     secret_kind = check_kind(kind)
@@ -152,18 +140,16 @@ async def add_secret(
     bound = associated_data(secret_id, owner, secret_kind, where, file_mode)
     ciphertext, key_id = ctx.secret_box.seal(plaintext, bound)
     added = SecretAdded(secret_id, owner, name, secret_kind, where, file_mode, ciphertext, key_id)
-    async with ctx.command(f"developer:{owner}", IDENTITY):
-        await _confirmed(ctx, caller)
-        if len(await asyncio.to_thread(q.secrets_of, ctx.db, owner)) >= MAX_SECRETS:
-            raise ConflictError(
-                f"developer {owner!r} already has {MAX_SECRETS} secrets, the most allowed; "
-                "delete one first",
-                code="secret_limit",
-            )
-        envelope = new_envelope("secret.added.v1", encode(added), key=owner)
-        await ctx.append("apps", [envelope], IDENTITY)
-        stored = await asyncio.to_thread(q.secret_by_id, ctx.db, secret_id)
-    assert stored is not None, "the projection caught up with its own append"
+    stored = await sealed.add_sealed(
+        ctx,
+        caller,
+        what="secret",
+        limit=MAX_SECRETS,
+        live=q.secrets_of,
+        event="secret.added.v1",
+        payload=added,
+        stored=lambda db: q.secret_by_id(db, secret_id),
+    )
     return stored.summary()
 
 
@@ -171,15 +157,20 @@ async def delete_secret(
     ctx: CommandContext, developer: Developer | str, secret_id: str
 ) -> dict[str, Any]:
     """Delete one of the caller's secrets; another's, like a missing one, is a 404."""
-    caller = _caller(developer)
-    async with ctx.command(f"developer:{caller.name}", IDENTITY):
-        await _confirmed(ctx, caller)
-        found = await asyncio.to_thread(q.secret_by_id, ctx.db, secret_id)
-        if found is None or found.owner != caller.name:
-            raise NotFound(f"no secret {secret_id!r} among yours")
-        deleted = SecretDeleted(secret_id, caller.name)
-        envelope = new_envelope("secret.deleted.v1", encode(deleted), key=caller.name)
-        await ctx.append("apps", [envelope], IDENTITY)
+    caller = sealed.caller_of(developer)
+
+    def owner_of(db: sealed.Reader) -> str | None:
+        found = q.secret_by_id(db, secret_id)
+        return None if found is None else found.owner
+
+    await sealed.delete_sealed(
+        ctx,
+        caller,
+        what=f"secret {secret_id!r}",
+        owner_of=owner_of,
+        event="secret.deleted.v1",
+        payload=SecretDeleted(secret_id, caller.name),
+    )
     return {"deleted": secret_id}
 
 

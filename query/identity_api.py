@@ -12,6 +12,7 @@ import orjson
 from base.client_errors import HutchError
 from schemas.envelope import iso_micros, now_micros
 from state import identity_reads as q
+from state.ssh_keys import source_repositories
 from storage.relational import Relational
 from web.auth import Authenticator
 from web.cookies import SESSION_COOKIE
@@ -25,12 +26,14 @@ class AppListing:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         developer = await self._auth.developer(req)
         apps = await asyncio.to_thread(q.apps_of, self._db, developer.name)
+        sources = await asyncio.to_thread(source_repositories, self._db, developer.name)
         resp.data = orjson.dumps(
             {
                 "apps": [
                     {
                         "name": a.name,
                         "retentionDays": a.retention_days,
+                        "sourceRepository": sources.get(a.name),
                         "createdAt": iso_micros(a.created_at),
                     }
                     for a in apps

@@ -13,11 +13,13 @@ Topic = Literal[
     "builds",
     "jobs",
     "apps",
+    "publish",
 ]
 """`apps` carries the identity aggregates: developers (and their GitHub accounts), their
 apps, API tokens, browser sessions, tenants (members, GitHub App installations, e-mail),
-secrets and the GitHub webhook deliveries received; `jobs` the CI jobs and the provisioners
-that run them."""
+secrets, the GitHub webhook deliveries received and the bot challenges redeemed; `jobs` the
+CI jobs and the provisioners that run them; `publish` the publish runs (key: the run id) and
+the host keys stored on first use (key: the developer)."""
 
 EventType = Literal[
     "telemetry.event.v1",
@@ -71,6 +73,16 @@ EventType = Literal[
     "provisioner.revoked.v1",
     "secret.added.v1",
     "secret.deleted.v1",
+    "ssh_key.added.v1",
+    "ssh_key.deleted.v1",
+    "app.source_set.v1",
+    "publish.requested.v1",
+    "publish.attempt_started.v1",
+    "publish.step.v1",
+    "publish.retrying.v1",
+    "publish.host_key_stored.v1",
+    "publish.finished.v1",
+    "challenge.redeemed.v1",
 ]
 
 TOPICS: tuple[Topic, ...] = get_args(Topic)
@@ -128,6 +140,16 @@ TOPIC_OF: dict[EventType, Topic] = {
     "provisioner.revoked.v1": "jobs",
     "secret.added.v1": "apps",
     "secret.deleted.v1": "apps",
+    "ssh_key.added.v1": "apps",
+    "ssh_key.deleted.v1": "apps",
+    "app.source_set.v1": "apps",
+    "publish.requested.v1": "publish",
+    "publish.attempt_started.v1": "publish",
+    "publish.step.v1": "publish",
+    "publish.retrying.v1": "publish",
+    "publish.host_key_stored.v1": "publish",
+    "publish.finished.v1": "publish",
+    "challenge.redeemed.v1": "apps",
 }
 
 TelemetryKind = Literal["error", "warning", "info", "trace", "debug"]

@@ -113,6 +113,14 @@ def latest_build(db: Reader, app: str) -> AppBuild | None:
     return None if row is None else _build(row)
 
 
+def builds_of_version(db: Reader, app: str, version: str) -> list[AppBuild]:
+    """Every file uploaded for one version of the app, newest first."""
+    rows = db.fetchall(
+        f"{_BUILD} WHERE app = :a AND version = :v {_NEWEST} LIMIT 200", {"a": app, "v": version}
+    )
+    return [_build(r) for r in rows]
+
+
 def latest_build_id(db: Reader, app: str) -> str | None:
     """Cheap (index-only): what a cached answer for `app` is checked against."""
     row = db.fetchone(f"SELECT id FROM app_builds WHERE app = :a {_NEWEST} LIMIT 1", {"a": app})

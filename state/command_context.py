@@ -29,9 +29,11 @@ from base.settings import Settings
 from schemas.envelope import Envelope, now_micros
 from schemas.events import Topic
 from state.builds import BuildsProjection
+from state.challenge_redemptions import ChallengeRedemptionsProjection
 from state.flags.projection import FlagsProjection
 from state.identity import IdentityProjection
 from state.jobs.projection import JobsProjection
+from state.publish.projection import PublishProjection
 from state.relational import RelationalProjection, catch_up
 from storage import errors as storage_errors
 from storage.log import EventLog
@@ -42,9 +44,11 @@ IDENTITY = IdentityProjection()
 FLAGS = FlagsProjection()
 BUILDS = BuildsProjection()
 JOBS = JobsProjection()
+CHALLENGES = ChallengeRedemptionsProjection()
+PUBLISH = PublishProjection()
 """The relational projections, one instance each: the projector runs these, commands catch
 them up."""
-RELATIONAL: tuple[RelationalProjection, ...] = (IDENTITY, FLAGS, BUILDS, JOBS)
+RELATIONAL: tuple[RelationalProjection, ...] = (IDENTITY, FLAGS, BUILDS, JOBS, PUBLISH, CHALLENGES)
 
 
 @dataclass(frozen=True, slots=True)

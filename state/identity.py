@@ -20,7 +20,7 @@ from schemas.identity import (
     TokenRevoked,
 )
 from schemas.secrets import SecretAdded, SecretDeleted
-from state import people
+from state import people, ssh_keys
 from storage.log import Record
 from storage.relational import Transaction
 
@@ -39,6 +39,7 @@ class IdentityProjection:
         "tenants",
         "secrets",
         *people.TABLES,
+        *ssh_keys.TABLES,
     )
 
     def apply(self, tx: Transaction, record: Record) -> None:
@@ -70,9 +71,11 @@ class IdentityProjection:
                 case "secret.deleted.v1":
                     secret_deleted(tx, SecretDeleted(**payload), at)
                 case _:
-                    # people events (sessions, GitHub, tenants' installations and e-mail);
-                    # any other type belongs to a future version
-                    people.apply(tx, envelope.type, payload, at)
+                    # people events (sessions, GitHub, tenants' installations and e-mail),
+                    # publishing's (SSH keys, source repositories); any other type belongs
+                    # to a future version
+                    if not people.apply(tx, envelope.type, payload, at):
+                        ssh_keys.apply(tx, envelope.type, payload, at)
         except (orjson.JSONDecodeError, TypeError) as exc:
             log.error(
                 "skipping malformed identity record",

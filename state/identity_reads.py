@@ -232,10 +232,12 @@ def secret_by_id(db: Relational | Transaction, secret_id: str) -> Secret | None:
     return None if row is None else _secret(row)
 
 
-def secrets_per_key(db: Relational | Transaction) -> dict[str, int]:
-    """Live secrets per key id they are sealed with (which keys rotation must keep)."""
+def secrets_per_key(db: Relational | Transaction, table: str = "secrets") -> dict[str, int]:
+    """Live sealed things (`secrets`, or publishing `ssh_keys`) per secrets-key id they are
+    sealed with (which keys rotation must keep)."""
+    assert table in ("secrets", "ssh_keys"), table  # a table name, never input
     rows = db.fetchall(
-        "SELECT key_id, COUNT(*) FROM secrets WHERE deleted_at IS NULL GROUP BY key_id "
+        f"SELECT key_id, COUNT(*) FROM {table} WHERE deleted_at IS NULL GROUP BY key_id "
         "ORDER BY key_id"
     )
     return {str(r[0]): int(r[1]) for r in rows}

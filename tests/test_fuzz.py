@@ -32,6 +32,7 @@ import pytest
 from query.openapi import load_document
 from tests.support.admin import hutch
 from tests.support.github_standin import GitHubStandIn
+from tests.support.keyserver import keyserver_standin
 from tests.support.processes import kill_tree
 from tests.support.receivers import smtp_receiver
 from tests.support.servers import Served, free_port
@@ -100,7 +101,10 @@ def path_values(path: str, creds: dict[str, str]) -> dict[str, str]:
               "build_id": "00000000-0000-7000-8000-000000000000", "os": "android",
               "arch": "universal", "format": "apk", "uuid": creds.get("job_uuid", "x"),
               "tenant_id": creds.get("tenant_id", "x"),
-              "secret_id": creds.get("secret_id", "x")}  # fmt: skip
+              "secret_id": creds.get("secret_id", "x"), "version": "1.0.0",
+              "fileName": "fz.apk",
+              "run_id": creds.get("run_id", "00000000-0000-7000-8000-000000000000"),
+              "key_id": creds.get("key_id", "00000000-0000-7000-8000-000000000000")}  # fmt: skip
     if path.startswith(("/api/jobs/", "/api/runner/")):
         values |= {"id": creds.get("job", "1"), "name": "build"}
     return values
@@ -274,9 +278,14 @@ def send(port: int, request: Request) -> int:
 def served(tmp_path: Path, github: GitHubStandIn) -> Iterator[Served]:
     # GitHub (the stand-in) and a mail server configured, as in production: sign-in, setup,
     # webhooks and tenant e-mail answer what they answer there, not 503 "not configured".
-    with smtp_receiver() as mail:
+    # A keyserver (a stand-in holding no key): fetch-key answers 404, never 502.
+    with smtp_receiver() as mail, keyserver_standin(tmp_path) as keyserver:
         settings = make_settings(
-            tmp_path / "data", HUTCH_CLIENT_TIMEOUT="3", HUTCH_SMTP_URL=mail.url, **github.env
+            tmp_path / "data",
+            HUTCH_CLIENT_TIMEOUT="3",
+            HUTCH_SMTP_URL=mail.url,
+            **github.env,
+            **keyserver.env,
         )
         served = Served(settings, free_port(), env={"HUTCH_CLIENT_TIMEOUT": "3"}, session=True)
         try:

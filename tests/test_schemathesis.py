@@ -35,6 +35,7 @@ import pytest
 from base.settings import Settings
 from tests.support.admin import hutch
 from tests.support.github_standin import GitHubStandIn
+from tests.support.keyserver import keyserver_standin
 from tests.support.processes import kill_tree
 from tests.support.receivers import smtp_receiver
 from tests.support.servers import Served, free_port
@@ -295,9 +296,14 @@ def served(tmp_path: Path, github: GitHubStandIn) -> Iterator[Served]:
     # GitHub (the stand-in) and a mail server configured, as in production: sign-in, setup,
     # webhooks (forged signatures: 401) and tenant e-mail answer what they answer there, not
     # 503 "not configured".
-    with smtp_receiver() as mail:
+    # A keyserver (a stand-in holding no key): fetch-key answers 404, never 502.
+    with smtp_receiver() as mail, keyserver_standin(tmp_path) as keyserver:
         settings = make_settings(
-            tmp_path / "data", HUTCH_SQL_TIMEOUT="5", HUTCH_SMTP_URL=mail.url, **github.env
+            tmp_path / "data",
+            HUTCH_SQL_TIMEOUT="5",
+            HUTCH_SMTP_URL=mail.url,
+            **github.env,
+            **keyserver.env,
         )
         running = Served(settings, free_port())  # its public URL follows its bind
         try:

@@ -26,6 +26,7 @@ from query.openapi import load_document
 from tests.support.admin import developer_with_app, hutch
 from tests.support.builds import direct_upload
 from tests.support.github_standin import GitHubStandIn
+from tests.support.keyserver import keyserver_standin
 from tests.support.otlp_builders import kv, logs, metrics, span, traces
 from tests.support.servers import Server, serve_in_thread
 from tests.support.waiting import eventually
@@ -57,6 +58,11 @@ class World:
     lease_id: str = ""
     vera_tenant: str = ""
     vera_secret_id: str = ""
+    vera_ssh_key_id: str = ""
+    """Vera's publishing SSH key (labelled with the marker); her app's source repository
+    names the marker too."""
+    vera_publish_run: str = ""
+    """A publish run of vera's (its remote names the marker)."""
     vera_installation: str = ""
     """The GitHub App installation on vera's organisation (in the stand-in)."""
     holder: str = ""
@@ -98,8 +104,10 @@ def otlp_trace(world_marker: str, trace_id: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, github: GitHubStandIn) -> Iterator[Server]:
     """A server with GitHub configured (the stand-in): its sign-in, setup and webhook routes
-    answer as in production, not 503."""
-    yield from serve_in_thread(tmp_path_factory.mktemp("matrix") / "data", **github.env)
+    answer as in production, not 503; and a keyserver (a stand-in holding no key)."""
+    with keyserver_standin(tmp_path_factory.mktemp("keyserver")) as keyserver:
+        data = tmp_path_factory.mktemp("matrix") / "data"
+        yield from serve_in_thread(data, **github.env, **keyserver.env)
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +174,37 @@ def world(server: Server, github: GitHubStandIn) -> World:
         world.web_build, marker[:20], "vera_flag", world.vera_leased, world.lease_id,
         world.vera_tenant, world.vera_secret_id, world.holder,
     ]  # fmt: skip
+    world.vera_ssh_key_id = vera_publishing(server, vera_token, marker)
+    world.theirs.append(world.vera_ssh_key_id)
+    world.vera_publish_run = vera_publish_run(server, vera_token, world)
+    world.theirs.append(world.vera_publish_run)
     eventually(lambda: stored(server, world), timeout_s=30)
     return world
+
+
+def vera_publishing(server: Server, vera_token: str, marker: str) -> str:
+    """Vera's publishing SSH key and her app's source repository, each holding the marker."""
+    with server.client(Authorization=f"Bearer {vera_token}") as c:
+        added = c.post("/api/publish/ssh-keys", json={"label": marker, "generate": True})
+        assert added.status_code == 201, added.text
+        source = {"sourceRepository": f"https://example.com/{marker}.git"}
+        assert c.patch("/api/apps/vera-app", json=source).status_code == 200
+    return str(added.json()["id"])
+
+
+def vera_publish_run(server: Server, vera_token: str, world: World) -> str:
+    """A publish run of vera's metadata.yml (her build is an APK) to a remote naming the
+    marker; it never reaches it (no DNS here), which changes nothing for the matrix."""
+    run = {
+        "app": "vera-app",
+        "remote": f"aur@example.com:{world.marker}.git",
+        "sshKeyId": world.vera_ssh_key_id,
+        "files": ["metadata.yml"],
+    }
+    with server.client(Authorization=f"Bearer {vera_token}") as c:
+        started = c.post("/api/publish/publish", json=run)
+    assert started.status_code == 202, started.text
+    return str(started.json()["runId"])
 
 
 def vera_jobs(server: Server, vera_token: str, marker: str) -> dict[str, str]:
@@ -235,6 +272,7 @@ def rows(world: World) -> dict[str, list[Call]]:
     flag = {"enabled": False, "rollout": 0}
     app_name = {"appName": v}
     secret_json = {"Content-Type": "application/json"}
+    key = {"fingerprint": "0" * 40}
     vera_cookies = {"Cookie": f"dev-id=vera; session-token=bs_{'0' * 64}"}
     return {
         "getOpenapiDocument": [Call("GET", "/api/openapi.json", "none", ok=True)],
@@ -284,7 +322,10 @@ def rows(world: World) -> dict[str, list[Call]]:
         ],
         "listApps": [Call("GET", "/api/apps", ok=True)],
         "createApp": [Call("POST", "/api/apps", json={"name": v}, allowed=frozenset({403, 409}))],
-        "updateApp": [Call("PATCH", f"/api/apps/{v}", json={"retentionDays": 1})],
+        "updateApp": [
+            Call("PATCH", f"/api/apps/{v}", json={"retentionDays": 1}),
+            Call("PATCH", f"/api/apps/{v}", json={"sourceRepository": "https://example.org/x.git"}),
+        ],
         "rotateAppSecret": [Call("POST", f"/api/apps/{v}/secret", json={})],
         "revokePreviousAppSecrets": [Call("DELETE", f"/api/apps/{v}/secret/previous")],
         "listTokens": [Call("GET", "/api/tokens", ok=True)],
@@ -419,7 +460,35 @@ def rows(world: World) -> dict[str, list[Call]]:
                 allowed=frozenset({302, 404}),
             ),
         ],
+        "downloadBuildVersion": [
+            Call(
+                "GET",
+                f"/api/apps/{v}/versions/1.0.0/vera.apk",
+                "none",
+                ok=True,
+                allowed=frozenset({302}),
+            ),
+            Call(
+                "GET", f"/api/apps/{v}/versions/1.0.0/vera.apk", ok=True, allowed=frozenset({302})
+            ),
+        ],
+        # Her builds' package files are hers to generate (ingest/publish/generate_api.py).
+        "generatePublishFiles": [
+            Call("POST", "/api/publish/generate", json={"app": v}),
+            Call("POST", "/api/publish/generate", json={"app": v, "version": "1.0.0"}),
+        ],
         "getImage": [Call("GET", "/api/img/nothing-here.png", "none", allowed=frozenset({404}))],
+        # Utilities: a public key is anyone's to fetch, by a developer (the stand-in has none);
+        # the bot challenge is public, and a solution that is not one is refused.
+        "fetchPgpKey": [
+            Call("POST", "/api/pgp/fetch-key", cred, json=key, allowed=frozenset({status}))
+            for cred, status in (("token", 404), ("none", 401), ("provisioner", 401))
+        ],
+        "getBotChallenge": [Call("GET", "/api/validate", "none", ok=True)],
+        "verifyBotChallenge": [
+            Call("POST", "/api/validate", cred, json={"altcha": "eA=="}, allowed=frozenset({400}))
+            for cred in ("none", "token")
+        ],
         "listAppBuilds": [Call("GET", f"/api/apps/{v}/builds")],
         "setAppIcon": [
             Call(
@@ -473,6 +542,12 @@ def job_rows(world: World) -> dict[str, list[Call]]:
     artifact = {**lease, "path": f"out/{world.marker}.txt"}
     line = {**lease, "lines": [{"task": "build", "line": "ivo was here"}]}
     no_provisioner = frozenset({401})
+
+    def publish_as(app: str) -> dict[str, Any]:
+        """ivo publishing with vera's key (his app, or hers)."""
+        remote = "aur@example.com:ivo.git"
+        return {"app": app, "remote": remote, "sshKeyId": world.vera_ssh_key_id}
+
     runner_calls = {
         "reportJobStatus": ("POST", f"/api/runner/jobs/{u}/status", running),
         "reportTaskStatus": ("POST", f"/api/runner/jobs/{u}/tasks/build/status", running),
@@ -623,6 +698,66 @@ def job_rows(world: World) -> dict[str, list[Call]]:
                 allowed=no_provisioner,
             ),
         ],
+        "listSshKeys": [
+            Call("GET", "/api/publish/ssh-keys", ok=True),
+            Call("GET", "/api/publish/ssh-keys", "provisioner", allowed=no_provisioner),
+        ],
+        "addSshKey": [
+            Call(
+                "POST", "/api/publish/ssh-keys", json={"label": "mine", "generate": True}, ok=True
+            ),
+            Call(
+                "POST",
+                "/api/publish/ssh-keys",
+                "provisioner",
+                json={"label": "mine", "generate": True},
+                allowed=no_provisioner,
+            ),
+        ],
+        "deleteSshKey": [
+            Call(
+                "DELETE",
+                f"/api/publish/ssh-keys/{world.vera_ssh_key_id}",
+                allowed=frozenset({404}),
+            ),
+            Call(
+                "DELETE",
+                f"/api/publish/ssh-keys/{world.vera_ssh_key_id}",
+                "provisioner",
+                allowed=no_provisioner,
+            ),
+        ],
+        "listBranches": [
+            Call("GET", "/api/branches", params={"app": "vera-app"}, allowed=frozenset({403})),
+            # ivo's own app has no source: his use of vera's key never gets as far as opening it
+            Call(
+                "GET",
+                "/api/branches",
+                params={"app": "ivo-app", "sshKeyId": world.vera_ssh_key_id},
+                allowed=frozenset({409}),
+            ),
+        ],
+        # Her key, her app and her run stay hers (ingest/publish/runs.py).
+        "publishRun": [
+            Call("POST", "/api/publish/publish", json=publish_as("vera-app")),
+            Call("POST", "/api/publish/publish", json=publish_as("ivo-app")),
+            Call(
+                "POST",
+                "/api/publish/publish",
+                "provisioner",
+                json=publish_as("vera-app"),
+                allowed=no_provisioner,
+            ),
+        ],
+        "getPublishRun": [
+            Call("GET", f"/api/publish/status/{world.vera_publish_run}"),
+            Call(
+                "GET",
+                f"/api/publish/status/{world.vera_publish_run}",
+                "provisioner",
+                allowed=no_provisioner,
+            ),
+        ],
         "dequeueJob": [
             Call("GET", "/api/provisioner/dequeue", params=wanted, allowed=frozenset({403})),
             Call(
@@ -745,6 +880,13 @@ def test_vera_keeps_everything(server: Server, world: World) -> None:
         assert (job["status"], job["note"]) == ("pending", world.marker), job
         secrets = c.get("/api/secrets").json()["secrets"]
         assert world.vera_secret_id in [s["id"] for s in secrets]
+        run = c.get(f"/api/publish/status/{world.vera_publish_run}").json()
+        assert (run["app"], run["files"]) == ("vera-app", ["metadata.yml"]), run
+        assert world.marker in run["remote"]
+        keys = c.get("/api/publish/ssh-keys").json()["sshKeys"]
+        assert [k["id"] for k in keys] == [world.vera_ssh_key_id]
+        sources = [a["sourceRepository"] for a in c.get("/api/apps").json()["apps"]]
+        assert sources == [f"https://example.com/{world.marker}.git"]
         assert c.get(f"/api/tenants/{world.vera_tenant}/jobs").json()["total_count"] == 2
         assert c.get(f"/api/tenants/{world.vera_tenant}/email").json() == {"email": None}
     # Her leased job is still held by its provisioner, its log and tasks as it left them.

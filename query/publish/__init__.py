@@ -1,0 +1,1 @@
+"""Publishing reads: SSH keys' summaries and publish runs' status."""

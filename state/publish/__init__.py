@@ -1,0 +1,1 @@
+"""Publish runs' relational state: the projection of the `publish` topic and its reads."""
