@@ -99,6 +99,38 @@ def test_publish_commits_the_files_and_trusts_the_host_on_first_use(
     assert commits(bare) == [done["commit"]]
 
 
+PACKAGE = {
+    "maintainer": "Pia Example <pia@example.org>",
+    "license": "mit",
+    "description": "Says hello",
+    "url": "https://github.com/pia/hello",
+}
+
+
+def test_a_run_publishes_the_package_as_generate_previews_it(
+    server: Server, dev: Dev, sshd: Sshd
+) -> None:
+    bare = sshd.bare_repository("hello-options.git")
+    done = until(server, dev, publish(server, dev, sshd.remote(bare), **PACKAGE))
+    assert done["status"] == "succeeded", done
+    previewed = generated(server, dev, **PACKAGE)
+    pkgbuild = git(bare, "show", "master:PKGBUILD")
+    assert pkgbuild == previewed["PKGBUILD"]
+    assert pkgbuild.startswith("# Maintainer: Pia Example <pia@example.org>\n")
+    assert "license=('MIT')" in pkgbuild
+    assert git(bare, "show", "master:.SRCINFO") == previewed[".SRCINFO"]
+    # An option generate refuses is refused when asked, and no run is made.
+    with server.client(**dev.auth) as c:
+        bad = c.post(
+            "/api/publish/publish",
+            json={"app": "hello", "remote": sshd.remote(bare), "sshKeyId": dev.key_id,
+                  "license": "not a licence ("},
+        )  # fmt: skip
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["field"] == "license"
+    assert commits(bare) == [done["commit"]]
+
+
 def test_a_remote_that_refuses_the_key_fails_at_once(server: Server, dev: Dev, sshd: Sshd) -> None:
     bare = sshd.bare_repository("refused.git")
     body = {"sshKeyId": dev.other_key_id}

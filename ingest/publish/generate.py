@@ -57,6 +57,12 @@ class GenerateOptions:
     categories: tuple[str, ...] | None = None
     """F-Droid categories (schemas/publish/metadata.py CATEGORIES); System when not given."""
 
+    @classmethod
+    def stored(cls, values: dict[str, Any]) -> GenerateOptions:
+        """The options as a publish run's event keeps them (dataclasses.asdict, as JSON)."""
+        categories = values.get("categories")
+        return cls(**{**values, "categories": None if categories is None else tuple(categories)})
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratedFiles:

@@ -43,18 +43,24 @@ class PublishGenerate:
         app = body.get("app")
         if not isinstance(app, str) or not app:
             raise BadRequest("app is required: the name of one of your apps", field="app")
-        texts = {name: _text(body, name) for name in TEXT_FIELDS}
-        version = texts.pop("version")
-        categories = body.get("categories")
-        if categories is not None and (
-            not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)
-        ):
-            raise BadRequest("categories must be a list of strings", field="categories")
-        options = GenerateOptions(
-            **texts, categories=None if categories is None else tuple(categories)
-        )
+        version, options = generate_fields(body)
         generated = await generated_files(self._ctx, developer.name, app, version, options)
         send_json(resp, 200, generated.answer())
+
+
+def generate_fields(body: dict[str, Any]) -> tuple[str | None, GenerateOptions]:
+    """The version and the options a generate (or a publish run) request names; 400 for a
+    field of the wrong JSON type (generated_files checks the values)."""
+    texts = {name: _text(body, name) for name in TEXT_FIELDS}
+    version = texts.pop("version")
+    categories = body.get("categories")
+    if categories is not None and (
+        not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)
+    ):
+        raise BadRequest("categories must be a list of strings", field="categories")
+    return version, GenerateOptions(
+        **texts, categories=None if categories is None else tuple(categories)
+    )
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:

@@ -22,6 +22,7 @@ from base.client_errors import BadRequest, TooManyRequests, Unprocessable
 from base.git_remote import GitRemote, parse_remote
 from base.net_guard import parse_allowed_networks
 from ingest.publish.generate import generated_files
+from ingest.publish.generate_api import generate_fields
 from ingest.publish.ssh_keys import open_ssh_key
 from schemas.envelope import new_envelope, uuid7
 from schemas.publish.runs import (
@@ -178,9 +179,10 @@ async def request_run(
     branch = check_branch(body.get("branch"))
     files = check_files(body.get("files"))
     known_hosts = check_known_hosts(body.get("knownHosts"))
+    _, options = generate_fields(body)  # the package's maintainer, license... as generate's
     owner = caller.name
     await open_ssh_key(ctx, owner, key_id)  # 404 unless it is the caller's live key
-    generated = await generated_files(ctx, owner, app, version)
+    generated = await generated_files(ctx, owner, app, version, options)
     missing = [f for f in files if f not in generated.files]
     if missing:
         why = "; ".join(generated.warnings)
@@ -193,7 +195,7 @@ async def request_run(
     run_id = uuid7()
     event = PublishRequested(
         run_id, owner, app, generated.version, remote.url, branch, key_id, files,
-        known_hosts, author_name, author_email,
+        known_hosts, author_name, author_email, asdict(options),
     )  # fmt: skip
     async with ctx.command(f"developer:{owner}", IDENTITY, PUBLISH):
         await asyncio.to_thread(confirm, ctx.db, caller)

@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 from base.client_errors import HutchError
 from base.git_remote import GitRemote, host_key_name, parse_remote
 from base.net_guard import BlockedURL, FetchError, parse_allowed_networks, resolve_and_check
-from ingest.publish.generate import generated_files
+from ingest.publish.generate import GenerateOptions, generated_files
 from ingest.publish.runs_git import (
     HostKeyChanged,
     PublishFailure,
@@ -109,7 +109,9 @@ async def attempt(ctx: CommandContext, run: Run, recorder: Recorder) -> Outcome:
         allowed = parse_allowed_networks(ctx.settings.builder_allow_networks)
         try:
             key = await open_ssh_key(ctx, run.developer, run.ssh_key_id)
-            generated = await generated_files(ctx, run.developer, run.app, run.version)
+            generated = await generated_files(
+                ctx, run.developer, run.app, run.version, GenerateOptions.stored(run.options)
+            )
             remote = parse_remote(run.remote, allowed)
             addresses = await resolve_and_check(remote.host, remote.port or 22, allowed)
         except HutchError as exc:

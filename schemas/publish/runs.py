@@ -6,8 +6,8 @@ never a secret (no private key, no key file's path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -40,6 +40,9 @@ class PublishRequested:
     on first use."""
     author_name: str
     author_email: str
+    options: dict[str, Any] = field(default_factory=dict)
+    """What the package says besides the build (maintainer, description, license, url,
+    categories, which file: ingest/publish/generate.py GenerateOptions), as generate takes it."""
 
 
 @dataclass(frozen=True, slots=True)

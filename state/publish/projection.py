@@ -63,9 +63,10 @@ class PublishProjection:
 def requested(tx: Transaction, e: PublishRequested, at: int) -> None:
     tx.execute(
         "INSERT INTO publish_runs (id, developer, app, version, remote, branch, ssh_key_id, "
-        "files, known_hosts, author_name, author_email, status, attempt, created_at) VALUES "
-        "(:id, :developer, :app, :version, :remote, :branch, :key, :files, :known_hosts, "
-        ":author_name, :author_email, 'queued', 0, :at) ON CONFLICT (id) DO NOTHING",
+        "files, known_hosts, author_name, author_email, options, status, attempt, created_at) "
+        "VALUES (:id, :developer, :app, :version, :remote, :branch, :key, :files, "
+        ":known_hosts, :author_name, :author_email, :options, 'queued', 0, :at) "
+        "ON CONFLICT (id) DO NOTHING",
         {
             "id": e.run_id,
             "developer": e.developer,
@@ -78,6 +79,7 @@ def requested(tx: Transaction, e: PublishRequested, at: int) -> None:
             "known_hosts": e.known_hosts,
             "author_name": e.author_name,
             "author_email": e.author_email,
+            "options": orjson.dumps(e.options).decode(),
             "at": at,
         },
     )

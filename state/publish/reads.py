@@ -17,7 +17,7 @@ Reader = Relational | Transaction
 _RUN_COLUMNS = (
     "id, developer, app, version, remote, branch, ssh_key_id, files, known_hosts, "
     "author_name, author_email, status, attempt, commit_sha, message, error, created_at, "
-    "started_at, finished_at"
+    "started_at, finished_at, options"
 )
 
 
@@ -62,6 +62,8 @@ class Run:
     created_at: int
     started_at: int | None
     finished_at: int | None
+    options: dict[str, Any]
+    """The generate options the run was asked with (schemas/publish/runs.py)."""
 
     def document(self, steps: list[Step]) -> dict[str, Any]:
         """GET /api/publish/status/{runId}'s answer (no key, no known hosts' text)."""
@@ -88,6 +90,7 @@ class Run:
 def _run(row: tuple[Any, ...]) -> Run:
     values = list(row)
     values[7] = tuple(orjson.loads(values[7]))
+    values[19] = orjson.loads(values[19] or "{}")
     return Run(*values)
 
 

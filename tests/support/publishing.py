@@ -110,9 +110,10 @@ def no_workdirs_left(server: Server) -> bool:
     return not any(workdirs(server.settings.data).glob(f"{PREFIX}*"))
 
 
-def generated(server: Server, dev: Dev) -> dict[str, str]:
+def generated(server: Server, dev: Dev, **options: Any) -> dict[str, str]:
     with server.client(**dev.auth) as c:
-        answer = c.post("/api/publish/generate", json={"app": "hello", "version": "1.0.0"})
+        body = {"app": "hello", "version": "1.0.0", **options}
+        answer = c.post("/api/publish/generate", json=body)
     assert answer.status_code == 200, answer.text
     files: dict[str, str] = answer.json()["files"]
     return files
