@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check services services-stop clean
+.PHONY: run test lint typecheck check services services-stop clean portal-vendor portal-screenshots
 
 $(STAMP): pyproject.toml setup.py projections/otel_spans_rowbinary.c schemas/otlp/trace_check.c schemas/otlp/trace_wire.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,20 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The portal's vendored browser files (committed; `make run` needs no step): uPlot for its
+# charts, axe-core for the browser tests' accessibility checks, at the versions
+# portal/package-lock.json pins.
+portal-vendor:
+	cd portal && npm ci
+	cp portal/node_modules/uplot/dist/uPlot.esm.js portal/node_modules/uplot/dist/uPlot.min.css portal/static/vendor/
+	cp portal/node_modules/uplot/LICENSE portal/static/vendor/uPlot.LICENSE
+	cp portal/node_modules/axe-core/axe.min.js tests/support/vendor/axe.min.js
+	cp portal/node_modules/axe-core/LICENSE tests/support/vendor/axe-core.LICENSE
+
+# Refresh the README tour's screenshots (docs/portal/) from the portal's browser tests.
+portal-screenshots: $(STAMP)
+	HUTCH_PORTAL_SCREENSHOTS=docs/portal $(BIN)/pytest -q tests/test_portal.py tests/test_portal_observability.py tests/test_portal_views.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -163,9 +163,16 @@ OPTIONS: dict[str, Option] = {
     "sql_max_rows": Option(
         "HUTCH_SQL_MAX_ROWS", "10000", "most rows POST /api/sql returns (a request may ask fewer)"
     ),
-    "sql_timeout_s": Option("HUTCH_SQL_TIMEOUT", "10", "seconds a POST /api/sql query may run"),
+    "sql_timeout_s": Option(
+        "HUTCH_SQL_TIMEOUT",
+        "10",
+        "seconds a POST /api/sql query (or a release-health or flag-impact aggregation) may run",
+    ),
     "sql_max_memory": Option(
-        "HUTCH_SQL_MAX_MEMORY", "1073741824", "bytes of memory one POST /api/sql query may use"
+        "HUTCH_SQL_MAX_MEMORY",
+        "1073741824",
+        "bytes of memory one POST /api/sql query (or a release-health or flag-impact "
+        "aggregation) may use",
     ),
     "sql_max_result_bytes": Option(
         "HUTCH_SQL_MAX_RESULT_BYTES", "67108864", "largest POST /api/sql result, in bytes"
@@ -199,7 +206,8 @@ OPTIONS: dict[str, Option] = {
         "HUTCH_CLIENT_TIMEOUT",
         "30",
         "seconds a client has to send a request, head and body, from connecting (or from its "
-        "first byte on a kept-alive connection); later: 408 and the connection is closed",
+        "first byte on a kept-alive connection), and the longest it may go without sending a "
+        "byte; later: 408 and the connection is closed",
     ),
     "client_min_rate": Option(
         "HUTCH_CLIENT_MIN_RATE",

@@ -21,33 +21,14 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import free_port, hutch_cli, hutch_serve, percentile
-from projections.telemetry import TelemetryProjection
+from bench.common import free_port, hutch_serve, percentile
+from bench.telemetry_set import OWNED, bench_developer, fill
 from query.telemetry import build_query
-
-APPS = 50
-OWNED = ["app-0", "app-1", "app-2"]
 
 
 def load(data: Path, events: int) -> list[float]:
     """Fill the table; return the direct engine times (seconds) of representative queries."""
-    from storage.analytics.chdb import ChdbAnalytics
-
-    analytics = ChdbAnalytics(data / "clickhouse")
-    for statement in TelemetryProjection(lambda a: 30).ddl():
-        analytics.execute(statement)
-    analytics.execute(
-        f"""INSERT INTO telemetry_events
-        SELECT concat('app-', toString(number % {APPS})),
-               now64(6) - toIntervalMicrosecond(intDiv(number * 2592000000000, {events})),
-               generateUUIDv7(number),
-               (number % 5) + 1,
-               concat('1.', toString(number % 12), '.0'),
-               concat('{{"event":"screen_view","n":', toString(number), '}}'),
-               30
-        FROM numbers({events})"""
-    )
-    analytics.execute("OPTIMIZE TABLE telemetry_events FINAL")
+    analytics = fill(data, events)
     times = []
     for _ in range(100):
         sql, params = build_query(OWNED, [], None, None, None, None, 200)
@@ -99,10 +80,7 @@ def main() -> None:
             "HUTCH_BIND": f"127.0.0.1:{port}",
             "HUTCH_LOG_LEVEL": "WARNING",
         }
-        hutch_cli(env, "developer", "create", "bench")
-        for app in OWNED:
-            hutch_cli(env, "app", "create", app, "--developer", "bench")
-        token = hutch_cli(env, "token", "create", "--developer", "bench")["token"]
+        token = bench_developer(env)
         started = time.perf_counter()
         engine = load(data, args.events)
         load_s = time.perf_counter() - started

@@ -53,9 +53,12 @@ from ingest.telemetry import TelemetryIngest
 from ingest.tenants_api import GitHubSetup, TenantEmailChange, TenantEmailVerification
 from ingest.uploads import Presign, Upload
 from ingest.web_builds import BuildCommands, WorkerClaim, WorkerReport
+from portal.serve import Portal
+from query.analytics_bounds import Bounds
 from query.app_info import AppBuildListing, AppInfo, Images
 from query.branches import BranchListing
 from query.flags.api import FlagListing, FlagLookup
+from query.flags.impact import FlagImpact
 from query.flags.ofrep_api import OfrepFlag, OfrepFlags
 from query.flags.sdk import FlagDefinitions
 from query.flags.stats import FlagStats
@@ -70,6 +73,7 @@ from query.otel_metrics import MetricQuery
 from query.otel_traces import TraceLookup, TraceSearch
 from query.publish.runs_api import PublishStatus
 from query.publish.ssh_keys_api import SshKeyListing
+from query.release_health import ReleaseHealth
 from query.secrets_api import SecretListing
 from query.sql_api import Admission, SqlQuery
 from query.sql_scope import ScopedSql
@@ -134,6 +138,11 @@ def jobs(kind: type[JobReads]) -> Callable[[Runtime], JobReads]:
     return make
 
 
+def bounds(rt: Runtime) -> Bounds:
+    """The limits of Hutch's own aggregations: those of POST /api/sql."""
+    return Bounds(rt.settings.sql_timeout_s, rt.settings.sql_max_memory)
+
+
 def health(rt: Runtime) -> Health:
     return store_checks(rt.log, rt.db, rt.analytics)
 
@@ -144,6 +153,9 @@ ROUTES: list[Route] = [
     Route("/metrics", "both", MetricsResource, lambda rt: MetricsResource()),
     Route("/api/health", "query", Health, health, alone=True),
     Route("/api/openapi.json", "query", OpenApiDocument, lambda rt: OpenApiDocument()),
+    # the web portal's files (portal/): pages, not API operations
+    Route("/portal", "both", Portal, lambda rt: Portal()),
+    Route("/portal/{path:path}", "both", Portal, lambda rt: Portal()),
     # sign-in with GitHub, sessions and the current user (ingest/sign_in_api.py)
     Route(
         "/api/auth/github/login",
@@ -253,6 +265,12 @@ ROUTES: list[Route] = [
         FlagStats,
         lambda rt: FlagStats(analytics(rt), rt.auth),
     ),
+    Route(
+        "/api/flags/{name}/impact",
+        "query",
+        FlagImpact,
+        lambda rt: FlagImpact(analytics(rt), rt.auth, bounds(rt)),
+    ),
     Route("/v1/flags", "ingest", FlagDefinitions, lambda rt: FlagDefinitions(rt.auth, rt.flags)),
     Route(
         "/v1/flags/eval",
@@ -306,6 +324,12 @@ ROUTES: list[Route] = [
         "query",
         AppBuildListing,
         lambda rt: AppBuildListing(rt.db, rt.auth),
+    ),
+    Route(
+        "/api/apps/{app}/release-health",
+        "query",
+        ReleaseHealth,
+        lambda rt: ReleaseHealth(analytics(rt), rt.db, rt.auth, bounds(rt)),
     ),
     Route("/api/img/{key}", "query", Images, lambda rt: Images(rt.objects)),
     Route(

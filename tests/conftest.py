@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page
 
 from base.settings import Settings
 from tests.support import s3
+from tests.support.browser import launch, new_page
 from tests.support.github_standin import GitHubStandIn, github_standin
 from tests.support.servers import Server, serve_in_thread
 from tests.support.settings import make_settings
@@ -32,6 +34,20 @@ def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubStandIn]:
     """A local GitHub (OAuth, REST, webhooks); `github.env` points a Hutch server at it."""
     with github_standin(tmp_path_factory.mktemp("github")) as standin:
         yield standin
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, one per module (tests/support/browser.py)."""
+    with launch() as started:
+        yield started
+
+
+@pytest.fixture
+def browser_page(chromium: Browser) -> Iterator[Page]:
+    """A fresh page in a context of its own (no cookies or storage from another test)."""
+    with new_page(chromium) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +73,8 @@ SERVICE_FIXTURES = frozenset(
         "kafka_log", "stores", "standin", "services", "topology", "apps",
         "verifying_s3", "moto_endpoint", "s3_url", "server_url", "small_disk", "disk",
         "site", "tls", "target_url", "github",
+        # a headless chromium (tests/support/browser.py)
+        "chromium", "browser_page",
     }
 )  # fmt: skip
 """Fixtures that start a server, a process or a service, or open a store: a test using one

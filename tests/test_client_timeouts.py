@@ -177,6 +177,33 @@ def test_a_body_that_trickles_on_after_an_early_answer_is_cut(hutch: Instance) -
     assert outcome.status == 413
 
 
+def test_a_body_that_bursts_then_stops_gets_a_408_without_waiting_out_its_credit(
+    hutch: Instance,
+) -> None:
+    """300 KB at once earns minutes at the minimum rate, but a body that then stops (a
+    truncated upload) is cut after TIMEOUT_S of silence: a 408 from the application's read."""
+    sock = tcp(hutch)
+    sock.sendall(request_head("/api/telemetry", 900_000, X_Secret=hutch.secret) + b" " * 300_000)
+    outcome = exchange(sock, b"")
+    assert outcome.closed, f"still open after {LIMIT_S}s: {outcome.answer!r}"
+    assert outcome.status == 408, outcome.answer
+    assert outcome.error()["code"] == "request_timeout"
+    assert outcome.seconds < TIMEOUT_S + 3, outcome.seconds
+
+
+def test_an_answered_request_is_not_kept_open_at_its_bodys_pace(hutch: Instance) -> None:
+    """Answered before its body was read (401: no token), a request whose body has sent
+    300 KB of 900 KB then stops: at the client's pace it would have minutes left, but an
+    answered request's rest is read only for a moment (ANSWERED_LINGER_S) before the close."""
+    sock = tcp(hutch)
+    sock.sendall(request_head("/api/apps", 900_000) + b" " * 300_000)
+    outcome = exchange(sock, b"")
+    assert outcome.status == 401, outcome.answer
+    assert outcome.error()["code"] == "missing_token"
+    assert outcome.closed, f"still open after {LIMIT_S}s: {outcome.answer!r}"
+    assert outcome.seconds < TIMEOUT_S + 3, outcome.seconds
+
+
 def test_a_body_at_a_decent_pace_is_taken(hutch: Instance) -> None:
     """Past the bound in total time, but at more than the minimum rate all along."""
     body = orjson.dumps({"kind": "info", "version": "paced", "bits": {"pad": "y" * 5000}})

@@ -29,6 +29,8 @@ def served(app: falcon.asgi.App[Any, Any]) -> set[Operation]:
     OPTIONS and 405 answers), templates written as OpenAPI writes them."""
     found: set[Operation] = set()
     for route in inspect.inspect_app(app).routes:
+        if route.path == "/portal" or route.path.startswith("/portal/"):
+            continue  # the web portal's pages and files (portal/serve.py), not API operations
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {key:path} -> {key}
         found |= {(path, m.method.lower()) for m in route.methods if not m.internal}
     return found

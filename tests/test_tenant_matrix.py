@@ -373,6 +373,10 @@ def rows(world: World) -> dict[str, list[Call]]:
             Call("GET", "/api/flags/vera_flag/stats", params=app_name, ok=True),
             Call("GET", "/api/flags/vera_flag/stats", ok=True),
         ],
+        "getFlagImpact": [
+            Call("GET", "/api/flags/vera_flag/impact", params=app_name, ok=True),
+            Call("GET", "/api/flags/vera_flag/impact", ok=True),
+        ],
         "getFlagDefinitions": [Call("GET", "/v1/flags", "secret", params=app_name)],
         "reportFlagEvaluations": [
             Call(
@@ -490,6 +494,10 @@ def rows(world: World) -> dict[str, list[Call]]:
             for cred in ("none", "token")
         ],
         "listAppBuilds": [Call("GET", f"/api/apps/{v}/builds")],
+        "getReleaseHealth": [
+            Call("GET", f"/api/apps/{v}/release-health"),
+            Call("GET", f"/api/apps/{v}/release-health", params={"days": "90"}),
+        ],
         "setAppIcon": [
             Call(
                 "PUT",

@@ -5,7 +5,8 @@ only the time between requests) and for a body, so a client could hold a connect
 buffers by sending nothing, or a byte at a time. Here a client has HUTCH_CLIENT_TIMEOUT
 seconds from connecting (or from the first byte of a further request on a kept-alive
 connection) to send its whole request, plus a second per HUTCH_CLIENT_MIN_RATE bytes it
-sends (Pace):
+sends, and never HUTCH_CLIENT_TIMEOUT seconds without a byte while one is awaited (Pace: a
+burst then silence, a truncated body, is cut then, not after the credit the burst earned):
 - a head not complete in time: a JSON 408 (or, if nothing came at all, just the close);
 - a body the application is reading: RequestTimeout (a JSON 408) is raised from that read,
   so the application never acts on part of a body; the answer closes the connection;
@@ -40,14 +41,16 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]  # loose: Falcon's own type
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """`timeout_s` to send a request, plus one second for every `min_rate` bytes sent: a
-    large body at a decent pace is never cut, a trickle always is."""
+    """`timeout_s` to send a request, plus one second for every `min_rate` bytes sent, and
+    never `timeout_s` of silence while a byte is awaited (`idle_since`): a large body at a
+    decent pace is never cut, a trickle or a stall always is."""
 
     timeout_s: float
     min_rate: int
 
-    def deadline(self, since: float, received: int) -> float:
-        return since + self.timeout_s + received / self.min_rate
+    def deadline(self, since: float, received: int, idle_since: float) -> float:
+        paced = since + self.timeout_s + received / self.min_rate
+        return min(paced, idle_since + self.timeout_s)
 
     @property
     def sweep_s(self) -> float:
@@ -56,6 +59,11 @@ class Pace:
 
 def pace_of(settings: Settings) -> Pace:
     return Pace(settings.client_timeout_s, settings.client_min_rate)
+
+
+ANSWERED_LINGER_S = 1.0
+"""How long the unread rest of an answered request is still read before the connection is
+closed (closing at once could reset the connection before the client has read the answer)."""
 
 
 class Watched(Protocol):
@@ -110,8 +118,10 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._sweep = Sweep.of(self.loop, self.pace.sweep_s)
         self._reading = False  # a request is being received, head or body
+        self._answered_at: float | None = None  # when its answer was complete, if it is
         self._head_done = False
         self._since = 0.0
+        self._last = 0.0
         self._received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,6 +134,7 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._last = self.loop.time()
         if self._reading:
             self._received += len(data)
         super().data_received(data)
@@ -143,15 +154,25 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
         self._reading = False
 
     def _begin(self) -> None:
+        self._answered_at = None
         self._reading = True
-        self._since = self.loop.time()
+        self._since = self._last = self.loop.time()
         self._received = 0
 
     def overdue(self, now: float) -> bool:
-        if not self._reading or now < self.pace.deadline(self._since, self._received):
+        if not self._reading:
+            return False
+        if self._head_done and self.cycle and self.cycle.response_complete:
+            # Answered before its body was all read (a 413, 409 or 401 that did not need
+            # it): the rest is not waited for at the client's pace, which for a large body
+            # is minutes, only for ANSWERED_LINGER_S, so the client can read the answer first.
+            if self._answered_at is None:
+                self._answered_at = now
+            return now - self._answered_at >= ANSWERED_LINGER_S
+        if now < self.pace.deadline(self._since, self._received, self._last):
             return False
         # The application has the head and has not answered: its read of the body answers.
-        return not self._head_done or bool(self.cycle and self.cycle.response_complete)
+        return not self._head_done
 
     def expire(self) -> None:
         if self.transport.is_closing():
@@ -192,17 +213,20 @@ class _BodyRead:
     """One request's reading of its body: a read overdue is cancelled, and turned into
     RequestTimeout where it was waiting."""
 
-    __slots__ = ("_pace", "_since", "expired", "received", "task")
+    __slots__ = ("_pace", "_since", "expired", "received", "task", "waiting_since")
 
     def __init__(self, pace: Pace, since: float) -> None:
         self._pace = pace
         self._since = since
+        self.waiting_since = since
+        """When the application last asked for more of the body (its own pauses between
+        reads are not the client's silence)."""
         self.received = 0
         self.expired = False
         self.task: asyncio.Task[Any] | None = None
 
     def overdue(self, now: float) -> bool:
-        return now >= self._pace.deadline(self._since, self.received)
+        return now >= self._pace.deadline(self._since, self.received, self.waiting_since)
 
     def expire(self) -> None:
         if self.task is not None:
@@ -253,6 +277,7 @@ class BodyDeadline:
             if complete:  # what follows the body (a disconnect) takes as long as it takes
                 return await receive()
             read.task = asyncio.current_task()
+            read.waiting_since = sweep.loop.time()
             sweep.add(read)
             try:
                 message = await receive()
@@ -262,7 +287,8 @@ class BodyDeadline:
                 read.task.uncancel()
                 raise RequestTimeout(
                     f"the request body did not arrive in time ({self._pace.timeout_s:g}s, "
-                    f"plus 1s per {self._pace.min_rate} bytes received); resend it faster",
+                    f"plus 1s per {self._pace.min_rate} bytes received, and never "
+                    f"{self._pace.timeout_s:g}s without a byte); resend it faster",
                     headers={"Connection": "close"},
                 ) from None
             finally:
