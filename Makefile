@@ -54,7 +54,7 @@ portal-vendor:
 
 # Refresh the README tour's screenshots (docs/portal/) from the portal's browser tests.
 portal-screenshots: $(STAMP)
-	HUTCH_PORTAL_SCREENSHOTS=docs/portal $(BIN)/pytest -q tests/test_portal.py tests/test_portal_observability.py tests/test_portal_views.py
+	HUTCH_PORTAL_SCREENSHOTS=docs/portal $(BIN)/pytest -q tests/test_portal.py tests/test_portal_observability.py tests/test_portal_views.py tests/test_portal_more.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

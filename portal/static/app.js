@@ -25,6 +25,10 @@ export const ROUTES = [
   { path: "/metrics", page: "metrics", title: "Metrics", nav: true },
   { path: "/release-health", page: "release-health", title: "Release health", nav: true },
   { path: "/flag-impact", page: "flag-impact", title: "Flag impact", nav: true },
+  { path: "/builds", page: "builds", title: "Builds", nav: true },
+  { path: "/jobs", page: "jobs", title: "Jobs", nav: true },
+  { path: "/jobs/:id", page: "jobs", title: "Job", nav: false },
+  { path: "/flags", page: "flags", title: "Flags", nav: true },
 ];
 
 export const BASE = "/portal";
@@ -100,6 +104,31 @@ export async function api(method, path, body, { contentType } = {}) {
     throw new ApiError(response.status, e.code || `http_${response.status}`, message, e.field);
   }
   return data;
+}
+
+// A text answer (a job's log, its manifest): GET with the caller's credential; answers
+// {text, headers} so a page can read headers such as Hutch-Log-Next. Errors as api()'s.
+export async function apiText(path) {
+  const headers = { Accept: "text/plain, application/json" };
+  const token = pastedToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(path, { headers, credentials: "same-origin", cache: "no-store" });
+  } catch (err) {
+    throw new ApiError(0, "network", `Hutch could not be reached (${err.message}).`);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let e = {};
+    try {
+      e = JSON.parse(text).error || {};
+    } catch {
+      e = {};
+    }
+    throw new ApiError(response.status, e.code || `http_${response.status}`, e.message || text.slice(0, 300) || response.statusText, e.field);
+  }
+  return { text, headers: response.headers };
 }
 
 // --- building the page ----------------------------------------------------------------------
